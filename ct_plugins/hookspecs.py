@@ -1,0 +1,54 @@
+"""The hooks a ct-plugins plugin can implement.
+
+A plugin is a module (or object) with functions decorated ``@ct_plugins.hookimpl`` whose names
+match the specs below. Plugins are found through the ``ct_plugins`` entry-point group, e.g. in a
+third party's ``pyproject.toml``::
+
+    [project.entry-points.ct_plugins]
+    mymodel = "my_package.ct_adapter"
+
+The built-in tables, adapters and commands are registered the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from ct_plugins.adapter import Adapter
+    from ct_plugins.registry import TableSource
+
+hookspec = pluggy.HookspecMarker("ct_plugins")
+hookimpl = pluggy.HookimplMarker("ct_plugins")
+
+
+@hookspec
+def register_tables() -> list[TableSource]:
+    """Return named embedding tables this plugin provides.
+
+    Each :class:`ct_plugins.registry.TableSource` names a table and loads it lazily, so listing
+    tables stays cheap. A loader raises :class:`ct_plugins.registry.TableUnavailable` with a
+    reason when its table cannot be had here (say, an optional package is missing). Later
+    plugins cannot silently replace a name: duplicate names are an error.
+    """
+
+
+@hookspec
+def register_adapters() -> list[Adapter]:
+    """Return :class:`ct_plugins.adapter.Adapter` instances for upstream frameworks.
+
+    An adapter patches the node-feature initialiser of one upstream package (ALIGNN, MatGL,
+    CGCNN, or your own model) so it trains with a table's rows, and restores it afterwards.
+    """
+
+
+@hookspec
+def register_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add subcommands to the ``ct`` command line.
+
+    Call ``subparsers.add_parser(name, help=…)``, add arguments, and set
+    ``parser.set_defaults(func=handler)`` where ``handler(args) -> int | None`` runs it.
+    """

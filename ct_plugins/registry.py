@@ -1,0 +1,74 @@
+"""Named tables: resolve ``"ct-mt"``, ``"cgcnn92"``, ``"megnet16"`` … or a file path to a table."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pluggy
+
+from ct_plugins.tables import TABLE_SUFFIX, EmbeddingTable, TableError
+
+HOME_ENV = "CT_PLUGINS_HOME"
+
+
+class TableUnavailable(TableError):
+    """A registered table that cannot be loaded here (the reason says why)."""
+
+
+@dataclass(frozen=True)
+class TableSource:
+    """A lazily loaded named table, as returned by the ``register_tables`` hook."""
+
+    name: str
+    load: Callable[[], EmbeddingTable]
+    description: str = ""
+    group: str = "other"  # "ct", "upstream", "peer", "user", "baseline", or a plugin's own
+
+
+def user_table_dir() -> Path:
+    """Where ``ct tables import`` stores tables: ``$CT_PLUGINS_HOME/tables`` or ~/.ct_plugins."""
+    return Path(os.environ.get(HOME_ENV, Path.home() / ".ct_plugins")) / "tables"
+
+
+def table_sources(manager: pluggy.PluginManager | None = None) -> dict[str, TableSource]:
+    from ct_plugins.plugins import plugin_manager
+
+    found: dict[str, TableSource] = {}
+    for batch in (manager or plugin_manager()).hook.register_tables():
+        for source in batch or ():
+            if source.name in found:
+                raise TableError(f"two plugins register a table named {source.name!r}")
+            found[source.name] = source
+    return found
+
+
+def load_table(name_or_path: str | os.PathLike, manager: pluggy.PluginManager | None = None) -> EmbeddingTable:
+    """A table by registered name, or read from a file (.safetensors, .json, .csv).
+
+    A ``:std`` suffix on a name (``"ct-mt:std"``) returns the table standardised per dimension.
+    """
+    text = str(name_or_path)
+    base, _, modifier = text.partition(":")
+    if modifier not in ("", "std"):
+        raise TableError(f"unknown table modifier {modifier!r} in {text!r} (only ':std')")
+    sources = table_sources(manager)
+    if base in sources:
+        table = sources[base].load()
+    elif Path(base).is_file():
+        table = EmbeddingTable.read(base)
+    else:
+        raise TableError(
+            f"no table named {base!r} and no such file; known tables: {', '.join(sorted(sources))}"
+        )
+    return table.standardized() if modifier == "std" else table
+
+
+def import_table(path: str | os.PathLike, name: str) -> Path:
+    """Copy a table file into the user table folder under ``name`` (then loadable by name)."""
+    if not name or "/" in name or ":" in name:
+        raise TableError(f"invalid table name {name!r}")
+    table = EmbeddingTable.read(path).renamed(name)
+    return table.save(user_table_dir() / f"{name}{TABLE_SUFFIX}")

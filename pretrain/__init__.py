@@ -1,0 +1,1 @@
+"""CrystalTransformer pretraining (installed as ct_plugins.pretrain)."""
