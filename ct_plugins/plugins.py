@@ -31,15 +31,24 @@ def plugin_manager() -> pluggy.PluginManager:
     return build_plugin_manager()
 
 
+def by_unique_name(batches: list, kind: str) -> dict:
+    """Flatten the lists that each plugin's hook returned into ``{item.name: item}``.
+
+    Two plugins claiming one name is an error: silently shadowing a table or adapter would
+    train with something other than what the user named.
+    """
+    found: dict = {}
+    for batch in batches:
+        for item in batch or ():
+            if item.name in found:
+                raise ValueError(f"two plugins register a {kind} named {item.name!r}")
+            found[item.name] = item
+    return found
+
+
 def adapters(manager: pluggy.PluginManager | None = None) -> dict:
     """Adapters by name, from every plugin's ``register_adapters``."""
-    found: dict = {}
-    for batch in (manager or plugin_manager()).hook.register_adapters():
-        for adapter in batch or ():
-            if adapter.name in found:
-                raise ValueError(f"two plugins register an adapter named {adapter.name!r}")
-            found[adapter.name] = adapter
-    return found
+    return by_unique_name((manager or plugin_manager()).hook.register_adapters(), "adapter")
 
 
 def get_adapter(name: str, manager: pluggy.PluginManager | None = None):

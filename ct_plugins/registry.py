@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pluggy
 
+from ct_plugins.plugins import by_unique_name, plugin_manager
 from ct_plugins.tables import TABLE_SUFFIX, EmbeddingTable, TableError
 
 HOME_ENV = "CT_PLUGINS_HOME"
@@ -34,15 +35,7 @@ def user_table_dir() -> Path:
 
 
 def table_sources(manager: pluggy.PluginManager | None = None) -> dict[str, TableSource]:
-    from ct_plugins.plugins import plugin_manager
-
-    found: dict[str, TableSource] = {}
-    for batch in (manager or plugin_manager()).hook.register_tables():
-        for source in batch or ():
-            if source.name in found:
-                raise TableError(f"two plugins register a table named {source.name!r}")
-            found[source.name] = source
-    return found
+    return by_unique_name((manager or plugin_manager()).hook.register_tables(), "table")
 
 
 def load_table(name_or_path: str | os.PathLike, manager: pluggy.PluginManager | None = None) -> EmbeddingTable:
