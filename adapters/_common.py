@@ -1,0 +1,106 @@
+"""Helpers shared by the upstream adapters: reversible patching, feature specs, trainable rows."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ct_plugins.adapter import MODES, Mode
+from ct_plugins.tables import EmbeddingTable, Missing, TableError
+
+_ABSENT = object()
+
+
+@contextlib.contextmanager
+def swapped(owner: Any, name: str, value: Any) -> Iterator[Any]:
+    """Set ``owner.name = value`` inside the block and restore the exact previous state after.
+
+    For classes we look in ``owner.__dict__`` (not ``getattr``) so an inherited attribute is
+    deleted again on exit instead of being copied onto the subclass.
+    """
+    namespace = vars(owner) if isinstance(owner, type) else owner.__dict__
+    previous = namespace.get(name, _ABSENT)
+    setattr(owner, name, value)
+    try:
+        yield previous
+    finally:
+        if previous is _ABSENT:
+            delattr(owner, name)
+        else:
+            setattr(owner, name, previous)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What a user wrote for the atom features: ``"ct"``, ``"ct-mt:trainable"``, ``"megnet16:std"``."""
+
+    table: str
+    mode: Mode = "frozen"
+
+    @classmethod
+    def parse(cls, text: str, default_mode: Mode = "frozen") -> FeatureSpec:
+        base, _, last = text.rpartition(":")
+        if base and last in MODES:
+            return cls(base, last)  # type: ignore[arg-type]
+        return cls(text, default_mode)
+
+    def __str__(self) -> str:
+        return f"{self.table}:{self.mode}"
+
+
+def check_mode(mode: str) -> Mode:
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    return mode  # type: ignore[return-value]
+
+
+def onehot_rows(n: int) -> np.ndarray:
+    """Identity rows: in trainable mode the data pipeline carries an element index, not values."""
+    return np.eye(n, dtype=np.float32)
+
+
+def projected(matrix: np.ndarray, dim: int) -> np.ndarray:
+    """Rows mapped to ``dim`` columns by a fixed, deterministic linear map.
+
+    More columns than wanted: project onto the top-``dim`` principal axes (PCA over the given
+    rows, sign fixed so the largest loading is positive) and rescale to the original total
+    variance, so the rows keep their geometry as far as ``dim`` axes allow. Fewer columns:
+    pad with zeros (nothing is invented).
+    """
+    matrix = np.asarray(matrix, dtype=np.float64)
+    n, d = matrix.shape
+    if d == dim:
+        return matrix.astype(np.float32)
+    if d < dim:
+        return np.hstack([matrix, np.zeros((n, dim - d))]).astype(np.float32)
+    centred = matrix - matrix.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    axes = vt[:dim]
+    signs = np.sign(axes[np.arange(len(axes)), np.abs(axes).argmax(axis=1)])
+    axes = axes * signs[:, None]
+    out = np.zeros((n, dim))
+    out[:, : len(axes)] = centred @ axes.T
+    total, kept = centred.var(axis=0).sum(), out.var(axis=0).sum()
+    if kept > 0:
+        out *= np.sqrt(total / kept)
+    return out.astype(np.float32)
+
+
+def element_rows(
+    table: EmbeddingTable, elements: Sequence[str], missing: Missing = "error", dim: int | None = None
+) -> np.ndarray:
+    """The table's rows for ``elements`` in that order, optionally projected to ``dim`` columns."""
+    rows = table.rows(list(elements), missing=missing)
+    return rows if dim is None else projected(rows, dim)
+
+
+def require_dim(table: EmbeddingTable, expected: int, where: str) -> None:
+    if table.dim != expected:
+        raise TableError(
+            f"table {table.name!r} has {table.dim} dims but {where} expects {expected}; "
+            "set the input size to the table dimension"
+        )

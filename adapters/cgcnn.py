@@ -1,0 +1,209 @@
+"""CGCNN (PyPI ``cgcnn2``): embedding tables as the atom features of the real ``cgcnn-tr``.
+
+Upstream reads ``<dataset>/atom_init.json`` through ``cgcnn2.data.AtomCustomJSONInitializer``
+and feeds the per-atom vectors to ``CrystalGraphConvNet.embedding = nn.Linear(d, hidden)``.
+
+* ``frozen``: the initializer serves the table rows (the same as writing the table as
+  ``atom_init.json``, which :func:`write_dataset` also does, so a folder reproduces without us).
+* ``trainable``: the initializer serves one-hot element codes and the model's first layer
+  becomes ``Sequential(TableRows(table), Linear(d, hidden))``: an embedding parameter initialised
+  from the table and trained with the rest of the model (same optimizer and learning rate, as
+  upstream builds a single Adam over ``model.parameters()``).
+
+Only those two upstream names are swapped, for the duration of the ``with`` block.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ct_plugins.adapter import Adapter, Mode
+from ct_plugins.adapters._common import FeatureSpec, check_mode, onehot_rows, swapped
+from ct_plugins.elements import atomic_number, symbol
+from ct_plugins.registry import load_table
+from ct_plugins.tables import ElementNotInTableError, EmbeddingTable, Missing
+
+
+class CGCNNAdapter(Adapter):
+    name = "cgcnn"
+    upstream = "cgcnn2"
+    supported = ">=0.6,<0.7"
+    summary = "CGCNN (cgcnn2): table rows as atom_init features; trainable rows via an embedding"
+
+    def patch(
+        self, table: EmbeddingTable, mode: Mode = "frozen", missing: Missing = "error"
+    ) -> contextlib.AbstractContextManager:
+        self.require()
+        return _patched(table, check_mode(mode), missing)
+
+
+@contextlib.contextmanager
+def _patched(table: EmbeddingTable, mode: Mode, missing: Missing) -> Iterator[None]:
+    import cgcnn2.data
+    import cgcnn2.model
+
+    elements = _covered_elements(table, missing)
+    rows = table.rows(elements, missing=missing)
+    served = rows if mode == "frozen" else onehot_rows(len(elements))
+    initializer = _initializer_class(cgcnn2.data.AtomCustomJSONInitializer, table, elements, served)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(swapped(cgcnn2.data, "AtomCustomJSONInitializer", initializer))
+        if mode == "trainable":
+            model_cls = cgcnn2.model.CrystalGraphConvNet
+            init = _trainable_init(model_cls.__init__, rows)
+            stack.enter_context(swapped(model_cls, "__init__", init))
+        yield
+
+
+def _covered_elements(table: EmbeddingTable, missing: Missing) -> list[str]:
+    if missing == "error":
+        return list(table.elements)
+    from ct_plugins.elements import SYMBOLS
+
+    return list(SYMBOLS)  # every element gets a row (mean or zero fill for the table's gaps)
+
+
+def _initializer_class(base: type, table: EmbeddingTable, elements: Sequence[str], served: np.ndarray):
+    class TableInitializer(base):  # type: ignore[misc, valid-type]
+        """Serves the table instead of the folder's atom_init.json."""
+
+        def __init__(self, elem_embedding_file: str | None = None) -> None:
+            numbers = [atomic_number(e) for e in elements]
+            super(base, self).__init__(numbers)  # skip base's file read
+            self._embedding = {z: row.astype(float) for z, row in zip(numbers, served)}
+
+        def get_atom_fea(self, atom_type: int) -> np.ndarray:
+            if atom_type not in self._embedding:
+                raise ElementNotInTableError(
+                    f"element {symbol(atom_type)!r} is not covered by table {table.name!r}; "
+                    "choose a table that covers it or pass missing='mean'/'zero'"
+                )
+            return self._embedding[atom_type]
+
+    return TableInitializer
+
+
+def _trainable_init(original_init, rows: np.ndarray):
+    def __init__(model, orig_atom_fea_len: int, nbr_fea_len: int, atom_fea_len: int = 64, *args, **kwargs):
+        original_init(model, orig_atom_fea_len, nbr_fea_len, atom_fea_len, *args, **kwargs)
+        if orig_atom_fea_len != len(rows):
+            raise ValueError(
+                f"trainable table rows expect {len(rows)} one-hot input features, the data has "
+                f"{orig_atom_fea_len}; were the datasets built outside the patch?"
+            )
+        from torch import nn
+
+        from ct_plugins.adapters._modules import with_trainable_rows
+
+        model.embedding = with_trainable_rows(nn.Linear(rows.shape[1], atom_fea_len), rows)
+
+    return __init__
+
+
+# --- running the upstream trainer -------------------------------------------------------------
+def run_cli(argv: Sequence[str], table: EmbeddingTable, mode: Mode, missing: Missing = "error") -> int:
+    """Run the real ``cgcnn-tr`` (``cgcnn2.cli.cgcnn_tr.main``) in-process inside the patch."""
+    from cgcnn2.cli import cgcnn_tr
+
+    with CGCNNAdapter().patch(table, mode, missing), swapped(sys, "argv", ["cgcnn-tr", *argv]):
+        try:
+            cgcnn_tr.main()
+        except SystemExit as exc:  # upstream exits on bad arguments
+            return int(exc.code or 0)
+    return 0
+
+
+def run_from_command_line(
+    argv: Sequence[str], atom_features: str | None, mode: Mode | None, missing: Missing
+) -> int:
+    """``ct cgcnn <cgcnn-tr arguments> --atom-features NAME[:mode]``."""
+    spec = FeatureSpec.parse(atom_features or "ct")
+    table = load_table(spec.table)
+    chosen = mode or spec.mode
+    print(f"ct cgcnn: cgcnn-tr with table {table.name!r} ({len(table)} x {table.dim}), {chosen}")
+    return run_cli(argv, table, chosen, missing)
+
+
+def upstream_help() -> int:
+    from cgcnn2.cli import cgcnn_tr
+
+    try:
+        cgcnn_tr.parse_arguments(["--help"])
+    except SystemExit:
+        pass
+    print("\nNote: with -as/--full-set cgcnn2 always splits with seed 0; use `ct train cgcnn "
+          "--seed S` (or pre-split folders with -trs/-vs/-ts) to vary the split.")
+    return 0
+
+
+def write_dataset(folder: Path, records, table: EmbeddingTable) -> Path:
+    """The cgcnn2 folder layout: ``<id>.cif``, ``id_prop.csv`` and the table as ``atom_init.json``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "id_prop.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        for record in records:
+            record.structure.to(filename=str(folder / f"{record.id}.cif"), fmt="cif")
+            writer.writerow([record.id, repr(record.target)])
+    table.to_cgcnn_json(folder / "atom_init.json")
+    return folder
+
+
+def checkpoint_mae(
+    checkpoint: Path, folder: Path, table: EmbeddingTable, mode: Mode, missing: Missing = "error"
+) -> float:
+    """MAE of a saved ``best_model.ckpt`` on one dataset folder (rebuilt inside the patch)."""
+    import torch
+    from cgcnn2.data import CIFData, collate_pool
+    from cgcnn2.model import CrystalGraphConvNet
+
+    saved = torch.load(checkpoint, weights_only=False, map_location="cpu")
+    args = saved["args"]
+    with CGCNNAdapter().patch(table, mode, missing):
+        data = CIFData(str(folder))
+        (atom_fea, nbr_fea, _), _, _ = data[0]
+        model = CrystalGraphConvNet(
+            orig_atom_fea_len=atom_fea.shape[-1], nbr_fea_len=nbr_fea.shape[-1],
+            atom_fea_len=args["atom_fea_len"], n_conv=args["n_conv"], h_fea_len=args["h_fea_len"],
+            n_h=args["n_h"], classification=args["task"] == "classification",
+        )
+        model.load_state_dict(saved["state_dict"])
+        model.eval()
+        errors = []
+        loader = torch.utils.data.DataLoader(data, batch_size=256, collate_fn=collate_pool)
+        with torch.inference_mode():
+            for (atom_fea, nbr_fea, nbr_idx, crystal_idx), target, _ in loader:
+                output, _ = model(atom_fea, nbr_fea, nbr_idx, crystal_idx)
+                errors.append((output - target).abs().flatten())
+    return float(torch.cat(errors).mean())
+
+
+def train_split(splits: dict, table: EmbeddingTable, cfg, out: Path) -> dict:
+    """``ct train cgcnn``: write the split folders, run ``cgcnn-tr`` in ``out``, score the best model."""
+    folders = {name: write_dataset(out / "data" / name, recs, table) for name, recs in splits.items()}
+    argv = [
+        "-trs", str(folders["train"]), "-vs", str(folders["val"]), "-ts", str(folders["test"]),
+        "-e", str(cfg.epochs), "-rs", str(cfg.seed), "-bs", str(cfg.batch_size), "-ji", "ct",
+    ]
+    if cfg.lr is not None:
+        argv += ["-lr", str(cfg.lr)]
+    if cfg.small:
+        argv += ["--atom-fea-len", "16", "--n-conv", "1", "--h-fea-len", "16"]
+    with contextlib.chdir(out):
+        code = run_cli(argv, table, cfg.mode, cfg.missing)
+    if code:
+        raise RuntimeError(f"cgcnn-tr exited with status {code}")
+    checkpoint = out / "output_ct" / "best_model.ckpt"
+    return {
+        "val_mae": checkpoint_mae(checkpoint, folders["val"], table, cfg.mode, cfg.missing),
+        "test_mae": checkpoint_mae(checkpoint, folders["test"], table, cfg.mode, cfg.missing),
+        "checkpoint": str(checkpoint),
+    }
+
+
+ADAPTER = CGCNNAdapter()

@@ -1,0 +1,192 @@
+"""Real structure data for ``ct train``: .jsonl[.gz] records or an upstream folder, split by seed."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ct_plugins.elements import UnknownElementError, atomic_number
+from ct_plugins.tables import EmbeddingTable, Missing
+
+SPLITS = ("train", "val", "test")
+STRUCTURE_SUFFIXES = ("", ".cif", ".vasp", ".poscar")
+
+
+class DataError(ValueError):
+    """Input data that cannot be trained on; the message names the record."""
+
+
+@dataclass(frozen=True)
+class Record:
+    id: str
+    structure: Any  # pymatgen Structure
+    target: float
+
+    @property
+    def elements(self) -> set[str]:
+        return {el.symbol for el in self.structure.composition.elements}
+
+
+@dataclass(frozen=True)
+class Loaded:
+    records: list[Record]
+    skipped_unlabelled: list[str]
+
+
+def load_records(path: str | Path, target: str) -> Loaded:
+    """Records from ``*.jsonl[.gz]`` (``cif`` + ``target`` fields) or a folder with ``id_prop.csv``."""
+    path = Path(path)
+    if path.is_dir():
+        return _load_folder(path)
+    if path.name.endswith((".jsonl", ".jsonl.gz")):
+        return _load_jsonl(path, target)
+    if not path.exists():
+        raise DataError(f"data not found: {path}")
+    raise DataError(f"{path}: expected a .jsonl/.jsonl.gz file or a folder with id_prop.csv")
+
+
+def _load_jsonl(path: Path, target: str) -> Loaded:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    records, unlabelled, seen = [], [], set()
+    with opener(path, "rt") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                raw = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{line_no}: not a JSON record ({exc})") from exc
+            rid = str(raw.get("id", f"line{line_no}"))
+            where = f"{path}:{line_no} (id {rid})"
+            if rid in seen:
+                raise DataError(f"{where}: duplicate id")
+            seen.add(rid)
+            if target not in raw:
+                keys = ", ".join(k for k in raw if k != "cif")
+                raise DataError(f"{where}: no target field {target!r} (fields: {keys})")
+            if raw[target] is None:  # unlabelled records exist in the real data: skip, report
+                unlabelled.append(rid)
+                continue
+            if "cif" not in raw:
+                raise DataError(f"{where}: no 'cif' field")
+            records.append(Record(rid, parse_structure(raw["cif"], "cif", where), _number(raw[target], where)))
+    return _nonempty(Loaded(records, unlabelled), path)
+
+
+def _load_folder(folder: Path) -> Loaded:
+    id_prop = folder / "id_prop.csv"
+    if not id_prop.is_file():
+        raise DataError(f"{folder}: no id_prop.csv (rows: structure file or id, target)")
+    records = []
+    with open(id_prop, newline="") as handle:
+        for row_no, row in enumerate(csv.reader(handle), start=1):
+            if not row:
+                continue
+            where = f"{id_prop}:{row_no} ({row[0]})"
+            if len(row) < 2:
+                raise DataError(f"{where}: expected 'id,target'")
+            file = _structure_file(folder, row[0], where)
+            text = file.read_text()
+            fmt = "cif" if file.suffix == ".cif" else "poscar"
+            rid = file.name.removesuffix(".cif")
+            records.append(Record(rid, parse_structure(text, fmt, where), _number(row[1], where)))
+    return _nonempty(Loaded(records, []), folder)
+
+
+def _structure_file(folder: Path, name: str, where: str) -> Path:
+    for suffix in STRUCTURE_SUFFIXES:
+        candidate = folder / f"{name}{suffix}"
+        if candidate.is_file():
+            return candidate
+    raise DataError(f"{where}: no structure file {name}[.cif|.vasp] in {folder}")
+
+
+def parse_structure(text: str, fmt: str, where: str):
+    """A pymatgen Structure, or a DataError naming the record."""
+    import warnings
+
+    from pymatgen.core import Structure
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            structure = Structure.from_str(text, fmt=fmt)
+    except Exception as exc:  # pymatgen raises many types for bad files
+        raise DataError(f"{where}: malformed {fmt.upper()} ({type(exc).__name__}: {exc})") from exc
+    if len(structure) == 0:
+        raise DataError(f"{where}: structure has no sites")
+    for specie in structure.composition.elements:
+        try:
+            atomic_number(getattr(specie, "symbol", str(specie)))
+        except UnknownElementError as exc:
+            raise DataError(f"{where}: unknown element ({exc})") from exc
+    if not structure.is_ordered:
+        raise DataError(f"{where}: disordered (partial occupancy) structures are not supported")
+    return structure
+
+
+def _number(value: Any, where: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{where}: target {value!r} is not a number") from exc
+    if not math.isfinite(number):
+        raise DataError(f"{where}: target is {value!r} (NaN/inf targets cannot be trained on)")
+    return number
+
+
+def _nonempty(loaded: Loaded, path: Path) -> Loaded:
+    if len(loaded.records) < 3:
+        raise DataError(f"{path}: {len(loaded.records)} labelled records; need at least 3 to split")
+    return loaded
+
+
+def check_coverage(records: list[Record], table: EmbeddingTable, missing: Missing) -> None:
+    """Fail on the first record with an element the table lacks (unless missing is filled)."""
+    if missing != "error":
+        return
+    for record in records:
+        absent = sorted(record.elements - set(table.elements), key=atomic_number)
+        if absent:
+            raise DataError(
+                f"record {record.id}: element(s) {', '.join(absent)} not covered by table "
+                f"{table.name!r}; use another table or --missing mean|zero"
+            )
+
+
+def split_records(
+    records: list[Record], seed: int, split_file: str | Path | None = None,
+    fractions: tuple[float, float] = (0.1, 0.1),
+) -> dict[str, list[Record]]:
+    """train/val/test by a seeded permutation (val and test ≥ 1 each) or by an explicit file."""
+    if split_file is not None:
+        return _split_from_file(records, Path(split_file))
+    n = len(records)
+    n_val, n_test = (max(1, round(f * n)) for f in fractions)
+    order = np.random.default_rng(seed).permutation(n)
+    picked = [records[i] for i in order]
+    return {"test": picked[:n_test], "val": picked[n_test:n_test + n_val], "train": picked[n_test + n_val:]}
+
+
+def _split_from_file(records: list[Record], path: Path) -> dict[str, list[Record]]:
+    try:
+        ids = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"split file {path}: cannot read ({exc})") from exc
+    by_id = {r.id: r for r in records}
+    out = {}
+    for name in SPLITS:
+        unknown = [i for i in ids.get(name, []) if str(i) not in by_id]
+        if unknown:
+            raise DataError(f"split file {path}: {name} ids not in the data, e.g. {unknown[:3]}")
+        out[name] = [by_id[str(i)] for i in ids.get(name, [])]
+        if not out[name]:
+            raise DataError(f"split file {path}: {name!r} is empty or missing")
+    return out

@@ -1,0 +1,3 @@
+"""placeholder"""
+def add_demo_parser(subparsers):
+    pass

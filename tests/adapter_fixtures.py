@@ -1,0 +1,40 @@
+"""Shared helpers for the adapter tests: small real data subsets and a quick CLI-free train call."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import torch
+
+DATA = Path(__file__).resolve().parent / "data"
+OQMD = DATA / "oqmd_perovskites_sample.jsonl.gz"
+TARGET = "formation_energy_per_atom"
+METRIC_KEYS = {"test_mae", "val_mae", "epochs", "n_train", "n_test", "atom_features", "mode",
+               "seed", "wall_s"}
+
+
+def oqmd_records(n: int = 50) -> list[dict]:
+    with gzip.open(OQMD, "rt") as handle:
+        return [json.loads(line) for _, line in zip(range(n), handle)]
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def subset(tmp_path: Path, n: int = 50) -> Path:
+    """The first ``n`` real OQMD perovskites as a .jsonl file."""
+    return write_jsonl(tmp_path / f"oqmd{n}.jsonl", oqmd_records(n))
+
+
+def train_config(upstream: str, data: Path, out: Path, **overrides):
+    from ct_plugins.adapters.train import TrainConfig
+
+    torch.set_num_threads(1)
+    settings = dict(upstream=upstream, data=str(data), target=TARGET, atom_features="cgcnn92",
+                    mode="frozen", epochs=1, seed=0, out=str(out), batch_size=16, small=True)
+    settings.update(overrides)
+    return TrainConfig(**settings)
