@@ -1,0 +1,164 @@
+"""`ct pretrain` and `ct export`: the pretraining commands, registered as a ct_plugins plugin.
+
+Heavy imports (torch, pymatgen) stay inside the handlers so ``ct --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ct_plugins.hookspecs import hookimpl
+
+
+@hookimpl
+def register_commands(subparsers: argparse._SubParsersAction) -> None:
+    _add_pretrain(subparsers)
+    _add_export(subparsers)
+
+
+def _add_pretrain(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "pretrain",
+        help="train a CrystalTransformer whose atom embedding becomes a table",
+        description="Seeded, resumable CT pretraining. Writes DIR/last.pt (resume state), "
+        "DIR/best.pt (best validation), DIR/history.json and DIR/metrics.json. "
+        "Run under `torchrun --nproc_per_node N` for N processes (gloo).",
+    )
+    p.add_argument("--data", required=True,
+                   help="comma-separated corpora or files, e.g. mp,oqmd,cmr (see pretrain/data.py)")
+    p.add_argument("--data-root", default=None,
+                   help="folder with the shared data sets (default: ../shared/data from the repo)")
+    p.add_argument("--targets", default="ef,eg", help="comma-separated targets (default: ef,eg)")
+    p.add_argument("--weights", default=None,
+                   help="comma-separated loss weights, one per target (default: all 1)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs of the schedule (default: config)")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--config", default=None,
+                   help='JSON file {"model": {...}, "train": {...}} overriding the defaults')
+    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="do not start an epoch that would end after this many minutes")
+    p.add_argument("--stop-after", type=int, default=None,
+                   help="run at most this many epochs in this call (the run stays resumable)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads per process (default 1: faster on a busy machine)")
+    p.add_argument("--exclude-formulas", action="append", default=[],
+                   help="file of formulas (one a line, or a CSV/JSONL with a formula column) "
+                   "removed from the corpus, e.g. a downstream test set; repeatable")
+    p.add_argument("--max-samples", type=int, default=None,
+                   help="use a seeded random subset of this many samples (quick runs)")
+    p.add_argument("--seed", type=int, default=None, help="seed (default: config, 0)")
+    p.set_defaults(func=cmd_pretrain)
+
+
+def _add_export(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "export",
+        help="write a checkpoint's atom embedding as a table file",
+        description="Rows W[:, Z-1] + b for every element seen in training; never-seen "
+        "elements are left out and listed in metadata['unseen_elements'].",
+    )
+    p.add_argument("checkpoint", help="checkpoint file or run directory (uses its best.pt)")
+    p.add_argument("--name", required=True, help="table name, e.g. ct-mt")
+    p.add_argument("--out", required=True, help="output .safetensors file")
+    p.add_argument("--description", default="", help="one-line description stored in the table")
+    p.add_argument("--recipe", default=None, help="path of the script that produced the run")
+    p.set_defaults(func=cmd_export)
+
+
+def build_config(args: argparse.Namespace) -> Any:
+    from dataclasses import replace
+
+    from ct_plugins.pretrain.train import PretrainConfig
+
+    config = PretrainConfig.from_json(args.config) if args.config else PretrainConfig()
+    targets = tuple(t.strip() for t in args.targets.split(",") if t.strip())
+    weights = (
+        tuple(float(w) for w in args.weights.split(",")) if args.weights else (1.0,) * len(targets)
+    )
+    if len(weights) != len(targets):
+        raise SystemExit(f"ct pretrain: {len(targets)} targets but {len(weights)} weights")
+    changes: dict[str, Any] = {"targets": targets, "weights": weights}
+    if args.epochs is not None:
+        changes["epochs"] = args.epochs
+    if args.seed is not None:
+        changes["seed"] = args.seed
+    return replace(config, train=replace(config.train, **changes))
+
+
+def read_formula_file(path: str | Path) -> set[str]:
+    """Formulas from a text file (one a line) or a CSV / JSON-lines file with a formula field."""
+    import csv
+    import gzip
+    import json
+
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        text = handle.read()
+    stem = path.name.removesuffix(".gz")
+    if stem.endswith(".jsonl"):
+        return {json.loads(line)["formula"] for line in text.splitlines() if line.strip()}
+    if stem.endswith(".csv"):
+        return {row["formula"] for row in csv.DictReader(text.splitlines())}
+    return {line.split("#")[0].strip() for line in text.splitlines()} - {""}
+
+
+def load_samples(args: argparse.Namespace, targets: tuple[str, ...], seed: int) -> tuple[list, dict]:
+    """The cleaned, leakage-filtered corpus named by --data, and its provenance."""
+    import numpy as np
+
+    from ct_plugins.pretrain.data import CorpusSpec, build_corpus
+
+    excluded = set().union(*(read_formula_file(f) for f in args.exclude_formulas))
+    spec = CorpusSpec(
+        sources=tuple(s.strip() for s in args.data.split(",") if s.strip()),
+        data_dir=Path(args.data_root) if args.data_root else None,
+        exclude=frozenset(excluded),
+        targets=targets,
+    )
+    samples, report = build_corpus(spec)
+    print(report.summary(), flush=True)
+    if args.max_samples is not None and args.max_samples < len(samples):
+        keep = np.sort(np.random.default_rng(seed).permutation(len(samples))[: args.max_samples])
+        samples = [samples[i] for i in keep]
+    provenance = {
+        "sources": list(spec.sources),
+        "data_dir": str(spec.data_dir or "../shared/data"),
+        "cleaning": report.to_dict(),
+        "exclude_formula_files": list(args.exclude_formulas),
+        "excluded_formula_count": len(excluded),
+        "max_samples": args.max_samples,
+        "samples_used": len(samples),
+    }
+    return samples, provenance
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    import torch
+
+    from ct_plugins.pretrain.augment import Augmenter
+    from ct_plugins.pretrain.train import Budget, pretrain
+
+    torch.set_num_threads(args.threads)
+    config = build_config(args)
+    samples, provenance = load_samples(args, config.train.targets, config.train.seed)
+    metrics = pretrain(
+        samples, config, args.out, resume=args.resume,
+        budget=Budget(args.max_minutes, args.stop_after), augment=Augmenter(),
+        provenance={"data": provenance},
+    )
+    print(f"metrics written to {Path(args.out) / 'metrics.json'}: test MAE {metrics['test_mae']}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ct_plugins.pretrain.export import export_table
+
+    table = export_table(args.checkpoint, args.name, args.out, args.description, args.recipe)
+    unseen = table.metadata["unseen_elements"]
+    print(f"wrote {table.name}: {len(table)} elements x {table.dim} to {args.out}; "
+          f"left out (never seen in training): {' '.join(unseen) or 'none'}")
+    return 0

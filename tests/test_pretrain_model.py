@@ -1,0 +1,144 @@
+"""CrystalTransformer model, batching and loss: shapes, padding, composition mode, masking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ct_plugins.pretrain.batching import (
+    Batch,
+    TargetScaler,
+    bucket_batches,
+    collate,
+    discover_tasks,
+    padding_fraction,
+    split_by_formula,
+)
+from ct_plugins.pretrain.data import composition_samples
+from ct_plugins.pretrain.model import CrystalTransformer, CTConfig, forward_flops
+from ct_plugins.pretrain.train import masked_l1
+
+TINY = dict(embed_dim=8, n_layers=2, n_heads=2, ff_dim=16, head_hidden=8, dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def mp_samples(request):
+    data = request.config.rootpath / "tests" / "data"
+    return composition_samples(data / "mp_e_form_sample.csv", data / "mp_gap_sample.csv", progress=False)
+
+
+def make_model(readout: str = "first", tasks=("ef", "eg")) -> CrystalTransformer:
+    torch.manual_seed(0)
+    return CrystalTransformer(CTConfig(**TINY, tasks=tasks, readout=readout)).eval()
+
+
+def padded(z_rows, coords_rows, has_coords):
+    length = max(len(z) for z in z_rows)
+    z = torch.zeros(len(z_rows), length, dtype=torch.long)
+    coords = torch.zeros(len(z_rows), length, 3)
+    for i, (zi, ci) in enumerate(zip(z_rows, coords_rows)):
+        z[i, : len(zi)] = torch.tensor(zi)
+        coords[i, : len(zi)] = torch.tensor(ci, dtype=torch.float32)
+    return z, coords, torch.tensor(has_coords)
+
+
+def test_paper_defaults():
+    config = CTConfig()
+    assert (config.embed_dim, config.d_model, config.n_layers, config.n_heads, config.ff_dim) == (
+        128, 256, 8, 8, 512,
+    )
+    assert config.dropout == 0.1 and config.readout == "first"
+    assert CTConfig.from_dict(config.to_dict()) == config
+
+
+def test_output_shapes_and_embedding_rows():
+    model = make_model()
+    z, coords, has = padded([[26, 26, 8, 8, 8], [11, 17]], [np.ones((5, 3)), np.ones((2, 3))], [True, False])
+    assert model(z, coords, has).shape == (2, 2)
+    rows = model.element_rows()
+    assert rows.shape == (100, 8)
+    # The lookup is exactly the one-hot Linear(100, C) of the paper.
+    one_hot = torch.nn.functional.one_hot(z.clamp(min=1) - 1, 100).float()
+    expected = model.atom_embedding(one_hot)
+    assert torch.allclose(model.embed(z, coords, has)[..., :8][z > 0], expected[z > 0], atol=1e-6)
+
+
+@pytest.mark.parametrize("readout", ["first", "mean"])
+def test_padding_does_not_change_the_output(readout):
+    model = make_model(readout)
+    short = ([20, 22, 8, 8, 8], np.random.default_rng(0).normal(size=(5, 3)))
+    long = (list(range(1, 13)), np.random.default_rng(1).normal(size=(12, 3)))
+    alone = model(*padded([short[0]], [short[1]], [True]))
+    together = model(*padded([short[0], long[0]], [short[1], long[1]], [True, True]))
+    assert torch.allclose(alone[0], together[0], atol=1e-5)
+
+
+def test_composition_mode_ignores_coordinates_and_mixes_with_structures():
+    model = make_model()
+    z = [38, 22, 8, 8, 8]
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
+    comp_a = model(*padded([z], [a], [False]))
+    comp_b = model(*padded([z], [b], [False]))
+    assert torch.equal(comp_a, comp_b)  # coordinate branch is zeroed
+    assert not torch.allclose(model(*padded([z], [a], [True])), model(*padded([z], [b], [True])))
+    mixed = model(*padded([z, z], [a, a], [False, True]))
+    assert torch.allclose(mixed[0], comp_a[0], atol=1e-6)
+
+
+def test_multitask_loss_masks_missing_targets():
+    model = make_model()
+    z, coords, has = padded([[3, 8], [11, 17], [12, 8]], [np.zeros((2, 3))] * 3, [False] * 3)
+    present = torch.tensor([[True, False], [True, True], [True, False]])
+    targets = torch.tensor([[0.5, 0.0], [-1.0, 2.0], [0.1, 0.0]])
+    batch = Batch(z, coords, has, targets, present)
+    weights = torch.tensor([1.0, 2.0])
+    loss = masked_l1(model(z, coords, has), batch, weights)
+    # A value behind the mask changes nothing.
+    changed = Batch(z, coords, has, targets.clone().index_put_((torch.tensor([0]), torch.tensor([1])),
+                                                              torch.tensor(99.0)), present)
+    assert torch.equal(loss, masked_l1(model(z, coords, has), changed, weights))
+    # Each term is the mean over the samples that have that target, weighted.
+    prediction = model(z, coords, has).detach()
+    error = (prediction - targets).abs()
+    expected = error[:, 0].mean() + 2.0 * error[1, 1]
+    assert torch.allclose(loss, expected, atol=1e-6)
+
+
+def test_flop_estimate_grows_with_depth():
+    small = CTConfig(n_layers=3)
+    assert forward_flops(CTConfig(), 1000, 16) > 2.5 * forward_flops(small, 1000, 16)
+
+
+def test_collate_standardises_and_masks_real_samples(mp_samples):
+    tasks = discover_tasks(mp_samples, ("ef", "eg"), per_source_heads=True)
+    assert tasks == ("ef@mp_compositions", "eg@mp_compositions")
+    scaler = TargetScaler.fit(mp_samples, tasks, True)
+    batch = collate(mp_samples[:50], scaler, True)
+    assert batch.z.shape[0] == 50 and not batch.has_coords.any()
+    assert batch.present[:, 0].all()  # every MP composition here has a formation energy
+    ef = np.array([s.targets["ef"] for s in mp_samples[:50]])
+    assert np.allclose(batch.targets[:, 0].numpy(), (ef - scaler.mean[0]) / scaler.std[0], atol=1e-5)
+    missing = ~batch.present[:, 1]
+    assert (batch.targets[:, 1][missing] == 0).all()
+
+
+def test_length_bucketing_cuts_padding_and_covers_every_sample(mp_samples):
+    lengths = [len(s.z) for s in mp_samples]
+    rng = np.random.default_rng(0)
+    batches = bucket_batches(lengths, 32, rng)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
+    random_batches = np.array_split(rng.permutation(len(lengths)), len(batches))
+    assert padding_fraction(lengths, batches) < 0.5 * padding_fraction(lengths, random_batches)
+
+
+def test_split_keeps_each_formula_in_one_part(mp_samples):
+    doubled = mp_samples + mp_samples[:40]  # the same formula twice, as for polymorphs
+    splits = split_by_formula(doubled, 0.1, 0.1, seed=0)
+    part_of = {}
+    for part, indices in splits.items():
+        for i in indices:
+            assert part_of.setdefault(doubled[i].formula, part) == part
+    assert sum(map(len, splits.values())) == len(doubled)
+    assert splits == split_by_formula(doubled, 0.1, 0.1, seed=0)

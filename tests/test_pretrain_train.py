@@ -1,0 +1,159 @@
+"""CT pretraining on tiny real data: resume equivalence, 2-process DDP, CLI, export provenance."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ct_plugins.pretrain.checkpoint import BEST, LAST, load_checkpoint
+from ct_plugins.pretrain.export import table_from_checkpoint
+from ct_plugins.pretrain.model import CTConfig
+from ct_plugins.pretrain.train import Budget, PretrainConfig, TrainConfig, pretrain
+from ct_plugins.registry import load_table
+from ct_plugins.tables import EmbeddingTable
+
+from conftest import run_ct
+
+TINY_MODEL = dict(embed_dim=8, n_layers=1, n_heads=2, ff_dim=16, head_hidden=8)
+TINY_CONFIG = {"model": TINY_MODEL, "train": {"batch_size": 32, "val_fraction": 0.1, "test_fraction": 0.1}}
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory, request) -> Path:
+    """tests/data laid out like ../shared/data (the folder names the corpus loader expects)."""
+    data = request.config.rootpath / "tests" / "data"
+    root = tmp_path_factory.mktemp("shared_data")
+    (root / "mp_compositions").mkdir()
+    (root / "perovskites").mkdir()
+    for name in ("e_form", "gap"):
+        with open(data / f"mp_{name}_sample.csv", "rb") as src, gzip.open(
+            root / "mp_compositions" / f"mp_{name}.csv.gz", "wb"
+        ) as dst:
+            shutil.copyfileobj(src, dst)
+    for name in ("oqmd", "cmr"):
+        shutil.copy(data / f"{name}_perovskites_sample.jsonl.gz", root / "perovskites" / f"{name}_perovskites.jsonl.gz")
+    return root
+
+
+@pytest.fixture(scope="module")
+def samples(data_root, tmp_path_factory):
+    from ct_plugins.pretrain.data import CorpusSpec, build_corpus
+
+    spec = CorpusSpec(sources=("mp_compositions", "oqmd"), data_dir=data_root, cache=False,
+                      workers=1, progress=False)
+    corpus, _ = build_corpus(spec)
+    return corpus
+
+
+def tiny_config(epochs: int) -> PretrainConfig:
+    return PretrainConfig(CTConfig(**TINY_MODEL), TrainConfig(epochs=epochs, batch_size=32))
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # bit-exact repeatability needs a fixed reduction order
+    yield
+    torch.set_num_threads(before)
+
+
+def test_resume_two_plus_two_equals_four_epochs(samples, tmp_path, one_thread):
+    from ct_plugins.pretrain.augment import Augmenter
+
+    straight = tmp_path / "straight"
+    pretrain(samples, tiny_config(4), straight, augment=Augmenter())
+    chunked = tmp_path / "chunked"
+    first = pretrain(samples, tiny_config(4), chunked, budget=Budget(stop_after_epochs=2), augment=Augmenter())
+    assert first["completed_epochs"] == 2 and first["stopped_early"]
+    pretrain(samples, tiny_config(4), chunked, resume=True, augment=Augmenter())
+    a, b = load_checkpoint(straight / LAST), load_checkpoint(chunked / LAST)
+    assert a["state"]["epoch"] == b["state"]["epoch"] == 4
+    for key, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][key]), key
+    assert a["optimizer"]["state"][0]["step"] == b["optimizer"]["state"][0]["step"]
+    history = json.loads((chunked / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert set(history[0]["val_mae"]) == {"ef@mp_compositions", "eg@mp_compositions", "ef@oqmd", "eg@oqmd"}
+    metrics = json.loads((straight / "metrics.json").read_text())
+    assert metrics["completed_epochs"] == 4 and set(metrics["test_mae"]) <= set(history[0]["val_mae"])
+
+
+def test_existing_run_needs_resume_and_same_config(samples, tmp_path, one_thread):
+    pretrain(samples, tiny_config(1), tmp_path)
+    with pytest.raises(FileExistsError, match="--resume"):
+        pretrain(samples, tiny_config(1), tmp_path)
+    with pytest.raises(ValueError, match="config differs"):
+        pretrain(samples, tiny_config(3), tmp_path, resume=True)
+
+
+def test_export_provenance_and_unseen_elements(samples, tmp_path, one_thread):
+    pretrain(samples, tiny_config(1), tmp_path)
+    table = table_from_checkpoint(load_checkpoint(tmp_path), "ct-tiny", recipe="pretrain/recipes/x.sh")
+    meta = table.metadata
+    assert table.dim == TINY_MODEL["embed_dim"]
+    assert set(table.elements) == set(meta["element_counts"]) and "O" in table.elements
+    assert "He" in meta["unseen_elements"] and "He" not in table
+    assert len(table) + len(meta["unseen_elements"]) == 100
+    assert meta["training_config"]["model"]["embed_dim"] == 8
+    assert set(meta["metrics"]["test_mae"]) and meta["recipe"] == "pretrain/recipes/x.sh"
+    assert meta["created_commit"]
+    # Row of element Z is W[:, Z-1] + b.
+    state = load_checkpoint(tmp_path)["model"]
+    expected = state["atom_embedding.weight"][:, 7] + state["atom_embedding.bias"]
+    assert torch.allclose(torch.from_numpy(table.row("O").copy()), expected)
+
+
+def test_cli_pretrain_export_and_load_by_name(data_root, tmp_path, ct_home):
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY_CONFIG))
+    banned = tmp_path / "banned.txt"
+    banned.write_text("TmPbO3\n")
+    run = tmp_path / "run"
+    result = run_ct("pretrain", "--data", "mp_compositions,oqmd", "--data-root", str(data_root),
+                    "--targets", "ef,eg", "--weights", "1,0.5", "--epochs", "2", "--config", str(config),
+                    "--exclude-formulas", str(banned), "--out", str(run))
+    assert "test MAE" in result.stdout
+    assert (run / BEST).is_file() and (run / "history.json").is_file()
+    table_file = tmp_path / "ct-cli.safetensors"
+    run_ct("export", str(run), "--name", "ct-cli", "--out", str(table_file))
+    table = EmbeddingTable.load(table_file)
+    data = table.metadata["source_data"]
+    assert data["excluded_formula_count"] == 1 and data["cleaning"]["dropped"]["oqmd"]["excluded_formula"] >= 1
+    assert table.metadata["training_config"]["train"]["weights"] == [1.0, 0.5]
+    run_ct("tables", "import", str(table_file), "--name", "ct-cli")
+    assert load_table("ct-cli").dim == 8
+
+
+def test_two_process_ddp(data_root, tmp_path):
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY_CONFIG))
+    torchrun = Path(sys.executable).with_name("torchrun")
+    run = tmp_path / "ddp"
+    result = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "ct_plugins.cli", "pretrain",
+         "--data", "mp_compositions", "--data-root", str(data_root), "--epochs", "2",
+         "--config", str(config), "--out", str(run)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["processes"] == 2 and metrics["completed_epochs"] == 2
+    assert set(metrics["test_mae"]) == {"ef@mp_compositions", "eg@mp_compositions"}
+
+
+@pytest.mark.parametrize("name", ["ct-mt", "ct-ef", "ct-eg", "ct"])
+def test_shipped_tables_load_by_name(name):
+    from ct_plugins.builtin_tables import SHIPPED_DIR
+
+    if not (SHIPPED_DIR / "ct-mt.safetensors").is_file():
+        pytest.skip("pretrained tables not shipped in this checkout")
+    table = load_table(name)
+    assert table.dim == 128 and len(table) > 50
+    assert table.metadata["metrics"]["test_mae"] and table.metadata["unseen_elements"] is not None
