@@ -1,0 +1,1 @@
+"""Benchmark scripts (not part of the installed library: ct_plugins never imports this)."""

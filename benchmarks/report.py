@@ -1,0 +1,105 @@
+"""Aggregate benchmark runs: mean ± std per variant and task, change vs the upstream default."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.experiments import Experiment
+
+
+def summarise(exp: Experiment, runs: list[dict]) -> list[dict]:
+    rows = []
+    for task in exp.tasks:
+        for variant in exp.variants:
+            maes = [r["test_mae"] for r in runs if r["variant"] == variant.label
+                    and r["task"] == task and "error" not in r]
+            failed = sum(1 for r in runs if r["variant"] == variant.label and r["task"] == task
+                         and "error" in r)
+            if not maes and not failed:
+                continue
+            rows.append({
+                "task": task, "variant": variant.label, "upstream": variant.upstream,
+                "n_runs": len(maes), "n_failed": failed,
+                "mean": float(np.mean(maes)) if maes else None,
+                "std": float(np.std(maes, ddof=1)) if len(maes) > 1 else None,
+                "paper": variant.paper.get(task),
+            })
+    _add_relative_change(exp, rows)
+    return rows
+
+
+def _add_relative_change(exp: Experiment, rows: list[dict]) -> None:
+    for row in rows:
+        base = exp.baseline(row["upstream"])
+        ref = next((r for r in rows if base and r["variant"] == base.label
+                    and r["task"] == row["task"]), None)
+        ok = ref and ref["mean"] and row["mean"] is not None
+        row["vs_default"] = (row["mean"] / ref["mean"] - 1) if ok else None
+
+
+def markdown(result: dict) -> str:
+    scale = result["scale"]
+    lines = [
+        f"## {result['title']}", "",
+        f"Scale `{scale['name']}`{' (scaled down)' if result['scaled_down'] else ''}; seeds "
+        f"{result['seeds']}; epochs {scale['epochs']}; commit `{result['commit'][:10]}`.",
+        "Data: " + "; ".join(f"{t}: {d['n_records']} records ({d['source']})"
+                             for t, d in result["data"].items()),
+        "", result["notes"], "",
+        "| task | variant | test MAE (mean ± std) | vs default | runs | paper |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in result["summary"]:
+        failed = f" ({row['n_failed']} failed)" if row["n_failed"] else ""
+        paper = row["paper"] if row["paper"] is not None else "–"
+        lines.append(
+            f"| {row['task']} | {row['variant']} | {_mean_std(row)} | {_pct(row['vs_default'])} "
+            f"| {row['n_runs']}{failed} | {paper} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _mean_std(row: dict) -> str:
+    if row["mean"] is None:
+        return "failed"
+    return f"{row['mean']:.4f}" + (f" ± {row['std']:.4f}" if row["std"] is not None else "")
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:+.1f}%"
+
+
+def bar_chart(result: dict, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(result["data"])
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.5), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        rows = [r for r in result["summary"] if r["task"] == task and r["mean"] is not None]
+        y = np.arange(len(rows))
+        ax.barh(y, [r["mean"] for r in rows], xerr=[r["std"] or 0 for r in rows], capsize=3)
+        ax.set_yticks(y, [r["variant"] for r in rows], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel("test MAE")
+        ax.set_title(task)
+    fig.suptitle(f"{result['title']} (scale {result['scale']['name']})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_reports(result: dict, out: Path) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{result['experiment']}-{result['scale']['name']}"
+    paths = {"json": out / f"{stem}.json", "markdown": out / f"{stem}.md", "png": out / f"{stem}.png"}
+    paths["json"].write_text(json.dumps(result, indent=2))
+    paths["markdown"].write_text(markdown(result))
+    bar_chart(result, paths["png"])
+    return paths

@@ -1,0 +1,132 @@
+"""Run a paper experiment with the real upstream trainers and write results (json, md, png).
+
+    python -m benchmarks.run table2 --scale small
+    python -m benchmarks.run perovskite --scale smoke --upstreams cgcnn
+
+Every variant of an upstream sees the same records, split (per seed) and epochs. Runs already
+finished in the work folder are reused, so an interrupted benchmark resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from benchmarks.downstream import TASKS, prepare
+from benchmarks.experiments import EXPERIMENTS, Experiment, Variant
+from benchmarks.report import summarise, write_reports
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class Scale:
+    name: str
+    n_max: int | None  # records per task (None: all)
+    epochs: dict[str, int]  # per upstream
+    seeds: tuple[int, ...]
+    small_model: bool
+    smoke: bool  # read tests/data instead of ../shared/data
+
+
+SCALES = {
+    "smoke": Scale("smoke", 60, {"cgcnn": 1, "megnet": 1, "alignn": 1}, (0, 1), True, True),
+    "small": Scale("small", 3000, {"cgcnn": 30, "megnet": 20, "alignn": 10}, (0, 1, 2), False, False),
+    "paper": Scale("paper", None, {"cgcnn": 500, "megnet": 500, "alignn": 300}, (0, 1, 2), False, False),
+}
+
+
+def run_one(variant: Variant, task_path: Path, seed: int, scale: Scale, work: Path) -> dict:
+    from ct_plugins.adapters.train import TrainConfig, run
+
+    out = work / variant.upstream / _slug(variant.label) / f"seed{seed}"
+    done = out / "metrics.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    cfg = TrainConfig(
+        upstream=variant.upstream, data=str(task_path), target="target",
+        atom_features=variant.table, mode=variant.mode, epochs=scale.epochs[variant.upstream],
+        seed=seed, out=str(out), small=scale.small_model, missing="mean",
+    )
+    return run(cfg)
+
+
+def run_experiment(exp: Experiment, scale: Scale, upstreams: set[str], seeds: tuple[int, ...],
+                   work: Path) -> dict:
+    variants = [v for v in exp.variants if v.upstream in upstreams]
+    runs, data = [], {}
+    for task_name in exp.tasks:
+        prepared = prepare(TASKS[task_name], scale.n_max, scale.smoke, work / "data")
+        data[task_name] = {**asdict(prepared), "path": str(prepared.path), "formulas": len(prepared.formulas)}
+        for variant in variants:
+            for seed in seeds:
+                runs.append(_attempt(variant, task_name, prepared.path, seed, scale, work / task_name))
+    return {
+        "experiment": exp.name, "title": exp.title, "notes": exp.notes, "scale": asdict(scale),
+        "seeds": list(seeds), "upstreams": sorted(upstreams), "data": data,
+        "commit": _commit(), "scaled_down": scale.name != "paper",
+        "runs": runs, "summary": summarise(exp, runs),
+    }
+
+
+def _attempt(variant: Variant, task: str, path: Path, seed: int, scale: Scale, work: Path) -> dict:
+    """One training run; a failure is recorded with its reason instead of ending the benchmark."""
+    base = {"variant": variant.label, "upstream": variant.upstream, "table": variant.table,
+            "mode": variant.mode, "task": task, "seed": seed}
+    started = time.perf_counter()
+    try:
+        metrics = run_one(variant, path, seed, scale, work)
+    except Exception as exc:  # noqa: BLE001 -- keep the other runs; the error is reported
+        print(f"  FAILED {variant.label} {task} seed {seed}: {exc}", file=sys.stderr)
+        return {**base, "error": f"{type(exc).__name__}: {exc}",
+                "wall_s": round(time.perf_counter() - started, 1)}
+    print(f"  {variant.label:38s} {task:8s} seed {seed}: test MAE {metrics['test_mae']:.4f}")
+    keep = ("test_mae", "val_mae", "n_train", "n_val", "n_test", "epochs", "wall_s", "table_sha256")
+    return {**base, **{k: metrics.get(k) for k in keep}}
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=RESULTS.parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("experiment", choices=sorted(EXPERIMENTS))
+    parser.add_argument("--scale", choices=sorted(SCALES), default="small",
+                        help="smoke: seconds, tests/data; small (default): <= ~60 min per table "
+                        "on 2 CPU cores; paper: full data, for a GPU")
+    parser.add_argument("--upstreams", default="cgcnn,megnet,alignn",
+                        help="comma-separated subset of cgcnn,megnet,alignn")
+    parser.add_argument("--seeds", help="comma-separated seeds (default: the scale's)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where results are written")
+    parser.add_argument("--work", type=Path, help="run folders (default: OUT/work/EXPERIMENT-SCALE)")
+    args = parser.parse_args(argv)
+    scale = SCALES[args.scale]
+    seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds else scale.seeds
+    exp = EXPERIMENTS[args.experiment]
+    work = args.work or args.out / "work" / f"{exp.name}-{scale.name}"
+    print(f"{exp.title}\nscale {scale.name} (scaled down: {scale.name != 'paper'}), seeds {seeds}, "
+          f"epochs {scale.epochs}, records per task <= {scale.n_max or 'all'}")
+    result = run_experiment(exp, scale, set(args.upstreams.split(",")), seeds, work)
+    paths = write_reports(result, args.out)
+    print(paths["markdown"].read_text())
+    print("written:", ", ".join(str(p) for p in paths.values()))
+    return 0 if all("error" not in r for r in result["runs"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
