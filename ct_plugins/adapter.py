@@ -47,7 +47,7 @@ class Adapter(ABC):
         except importlib.metadata.PackageNotFoundError:
             return None
 
-    def availability(self) -> Availability:
+    def available(self) -> Availability:
         version = self.installed_version()
         if version is None:
             return Availability(False, f"{self.upstream} is not installed", None)
@@ -60,7 +60,7 @@ class Adapter(ABC):
 
     def require(self) -> str:
         """The installed upstream version; raises with the reason when it is unusable."""
-        status = self.availability()
+        status = self.available()
         if not status.ok:
             raise UnsupportedUpstreamError(
                 f"adapter {self.name!r}: {status.reason}. Install a supported version with "

@@ -60,7 +60,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"ct-plugins {__version__}\n\nAdapters:")
     found = adapters()
     for name, adapter in sorted(found.items()):
-        status = adapter.availability()
+        status = adapter.available()
         mark = "supported" if status.ok else "NOT supported"
         print(f"  {name:10s} {adapter.upstream:10s} {status.version or '-':12s} {mark}: {status.reason}")
     if not found:
