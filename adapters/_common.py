@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import functools
+import inspect
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,3 +106,20 @@ def require_dim(table: EmbeddingTable, expected: int, where: str) -> None:
             f"table {table.name!r} has {table.dim} dims but {where} expects {expected}; "
             "set the input size to the table dimension"
         )
+
+
+def init_then(original: Callable[..., None], after: Callable[..., None]) -> Callable[..., None]:
+    """An ``__init__`` that runs upstream's ``original`` and then ``after(self, *args, **kwargs)``.
+
+    It keeps upstream's signature (``functools.wraps`` plus ``__signature__``) because upstream
+    code introspects it: matgl's ``save_args`` records constructor arguments via
+    ``inspect.getfullargspec(cls.__init__)``, and ``matgl.load_model`` rebuilds from them.
+    """
+
+    @functools.wraps(original)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        after(self, *args, **kwargs)
+
+    __init__.__signature__ = inspect.signature(original)  # type: ignore[attr-defined]
+    return __init__

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ct_plugins.adapter import Adapter, Mode
-from ct_plugins.adapters._common import FeatureSpec, check_mode, onehot_rows, swapped
+from ct_plugins.adapters._common import FeatureSpec, check_mode, init_then, onehot_rows, swapped
 from ct_plugins.elements import atomic_number, symbol
 from ct_plugins.registry import load_table
 from ct_plugins.tables import ElementNotInTableError, EmbeddingTable, Missing
@@ -90,8 +90,7 @@ def _initializer_class(base: type, table: EmbeddingTable, elements: Sequence[str
 
 
 def _trainable_init(original_init, rows: np.ndarray):
-    def __init__(model, orig_atom_fea_len: int, nbr_fea_len: int, atom_fea_len: int = 64, *args, **kwargs):
-        original_init(model, orig_atom_fea_len, nbr_fea_len, atom_fea_len, *args, **kwargs)
+    def after(model, orig_atom_fea_len: int, nbr_fea_len: int, atom_fea_len: int = 64, *_, **__):
         if orig_atom_fea_len != len(rows):
             raise ValueError(
                 f"trainable table rows expect {len(rows)} one-hot input features, the data has "
@@ -103,7 +102,7 @@ def _trainable_init(original_init, rows: np.ndarray):
 
         model.embedding = with_trainable_rows(nn.Linear(rows.shape[1], atom_fea_len), rows)
 
-    return __init__
+    return init_then(original_init, after)
 
 
 # --- running the upstream trainer -------------------------------------------------------------
