@@ -29,6 +29,7 @@ class AnalysisConfig:
     seed: int = 0
     k_min: int = 2
     k_max: int = 10
+    min_cluster_fraction: float = 0.05  # a chosen k may not have a cluster smaller than this
     pca_max_components: int = 32
     shap_top: int = 5
     shap: bool = True

@@ -98,6 +98,11 @@ def plot_kmeans(scan: KMeansScan, title: str, path: Path) -> Path:
     left.plot(scan.ks, scan.inertia, "o-")
     left.set(xlabel="k", ylabel="inertia (within-cluster SS)", title="elbow")
     right.plot(scan.ks, scan.silhouette, "o-", color="#d95f02")
+    small = [k for k in scan.ks if k not in scan.eligible]
+    if small:
+        right.scatter(small, [scan.silhouette[scan.ks.index(k)] for k in small], marker="x", s=60,
+                      color="black", zorder=3, label=f"a cluster < {scan.min_cluster_size} elements")
+        right.legend(fontsize=8)
     right.axvline(scan.best_k, color="grey", ls="--", lw=0.8)
     right.set(xlabel="k", ylabel="mean silhouette", title=f"silhouette (chosen k = {scan.best_k})")
     for ax in (left, right):

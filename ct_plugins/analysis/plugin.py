@@ -36,6 +36,8 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--k-max", type=int, default=defaults.k_max, help="largest k in the k-means scan (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed for CV splits, k-means, CatBoost (default: %(default)s)")
     parser.add_argument("--no-shap", action="store_true", help="skip the SHAP importances and beeswarm plots")
+    parser.add_argument("--force", action="store_true",
+                        help="recompute tables already analysed in --out with the same settings")
     parser.set_defaults(func=cmd_analyze)
 
 
@@ -63,7 +65,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         )
         _check_properties(config.properties)
         tables = [load_table(name) for name in (args.tables or default_tables())]
-        report = analyze_tables(tables, Path(args.out), config)
+        report = analyze_tables(tables, Path(args.out), config, force=args.force)
     except (AnalysisError, TableError, UnknownElementError) as exc:
         print(f"ct analyze: error: {exc}", file=sys.stderr)
         return 2

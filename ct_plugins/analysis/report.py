@@ -57,7 +57,8 @@ def _config_line(config: dict) -> str:
     return (f"CatBoost iterations={config['iterations']}, depth={config['depth']}, "
             f"learning_rate={config['learning_rate']}, thread_count=1; {config['folds']}-fold CV "
             f"(shuffled, seed {config['seed']}); k-means k={config['k_min']}..{config['k_max']} "
-            f"(n_init=10, seed {config['seed']}); PCA up to {config['pca_max_components']} components")
+            f"(n_init=10, seed {config['seed']}; k by silhouette, smallest cluster >= "
+            f"{config['min_cluster_fraction']:.0%} of the elements); PCA up to {config['pca_max_components']} components")
 
 
 def _properties_markdown(properties: dict) -> str:
@@ -76,8 +77,8 @@ def table_markdown(summary: dict, labels: dict, prefix: str = "") -> str:
            f"{summary['dim']} dims, sha256 `{summary['sha256'][:12]}…`\n",
            f"- PCA: {pca['components_for_90pct']} of {pca['n_components']} components explain 90% of the "
            f"variance (first PC: {pca['explained_variance_ratio'][0]:.1%}).",
-           f"- k-means: chosen k = {km['chosen_k']} (max silhouette "
-           f"{max(km['silhouette']):.3f})" + (f"; paper's k = 3 has silhouette {km['k3_silhouette']:.3f}"
+           f"- k-means: chosen k = {km['chosen_k']}, silhouette "
+           f"{km['silhouette'][km['ks'].index(km['chosen_k'])]:.3f} ({km['chosen_by']})" + (f"; paper's k = 3 has silhouette {km['k3_silhouette']:.3f}"
                                              if "k3_silhouette" in km else "") + ".",
            ]
     for cluster, members in km["clusters"].items():
@@ -114,9 +115,12 @@ def write_markdown(out: Path, report: dict, folders: dict[str, Path]) -> None:
     env = ", ".join(f"{k} {v}" for k, v in report["environment"].items())
     text = (
         "# Embedding analysis (CT-UAE paper section II.2.4 analogue)\n\n"
-        f"Settings: {_config_line(report['config'])}. Run time {report['elapsed_seconds']} s. {env}.\n\n"
+        f"Settings: {_config_line(report['config'])}. Run time {report['elapsed_seconds']} s"
+        + (f" (reused from an earlier identical run: {', '.join(report['reused_tables'])})"
+           if report["reused_tables"] else "") + f". {env}.\n\n"
         "Embeddings are standardised per dimension for PCA, heatmap and k-means; CatBoost sees the raw "
-        "rows. k is chosen by the largest mean silhouette. SHAP comes from one model per property fitted "
+        "rows. k is chosen by the largest mean silhouette among the k whose clusters all hold at least "
+        f"{report['config']['min_cluster_fraction']:.0%} of the elements (a lone outlier otherwise wins). SHAP comes from one model per property fitted "
         "on all elements with a value (importance only; R² is always on held-out elements).\n\n"
         "## Element properties\n\n" + _properties_markdown(report["properties"])
         + "\n## Comparison\n\n" + comparison_markdown(comp) + "\n![R² comparison](comparison_r2.png)\n\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import asdict, dataclass
@@ -38,8 +39,13 @@ def check_table(table: EmbeddingTable, config: AnalysisConfig) -> None:
         )
 
 
-def analyze_tables(tables: list[EmbeddingTable], out: Path, config: AnalysisConfig) -> dict:
-    """Every table in turn, then the comparison; returns the content of ``out/report.json``."""
+def analyze_tables(tables: list[EmbeddingTable], out: Path, config: AnalysisConfig,
+                   force: bool = False) -> dict:
+    """Every table in turn, then the comparison; returns the content of ``out/report.json``.
+
+    A table already analysed in ``out`` with the same content (sha256) and settings is reused
+    unless ``force``: an interrupted run resumes, and adding a table redoes only that table.
+    """
     from tqdm.auto import tqdm
 
     for table in tables:  # fail before minutes of work, not after
@@ -47,15 +53,20 @@ def analyze_tables(tables: list[EmbeddingTable], out: Path, config: AnalysisConf
     started = time.time()
     values = {key: load_property(key) for key in config.properties}
     out.mkdir(parents=True, exist_ok=True)
-    results = {}
+    results, reused = {}, []
     for table in tqdm(tables, desc="tables", unit="table"):
-        results[table.name] = analyze_table(table, values, out / folder_name(table.name), config)
+        folder = out / folder_name(table.name)
+        done = None if force else previous_result(table, folder, config)
+        if done:
+            reused.append(table.name)
+        results[table.name] = done or analyze_table(table, values, folder, config)
     report = {
         "config": asdict(config),
         "properties": {k: _property_summary(v) for k, v in values.items()},
         "tables": {name: r.summary for name, r in results.items()},
         "comparison": comparison(results, values),
         "elapsed_seconds": round(time.time() - started, 1),
+        "reused_tables": reused,  # analysed by an earlier run with identical table and settings
         "environment": _environment(),
     }
     write_json(out / "report.json", report)
@@ -68,6 +79,21 @@ def analyze_tables(tables: list[EmbeddingTable], out: Path, config: AnalysisConf
         out / "comparison_r2.png",
     )
     return report
+
+
+def previous_result(table: EmbeddingTable, folder: Path, config: AnalysisConfig) -> TableResult | None:
+    path = folder / "report.json"
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    same = summary.get("sha256") == table.sha256() and summary.get("config") == _jsonable(asdict(config))
+    figures_there = all((folder / name).is_file() for name in summary.get("figures", {}).values())
+    return TableResult(summary, folder) if same and figures_there else None
+
+
+def _jsonable(value: dict) -> dict:
+    return json.loads(json.dumps(value))
 
 
 def analyze_table(table: EmbeddingTable, values: dict[str, PropertyValues], folder: Path,
@@ -108,6 +134,7 @@ def analyze_table(table: EmbeddingTable, values: dict[str, PropertyValues], fold
         "dim": table.dim,
         "description": table.description,
         "sha256": table.sha256(),
+        "config": _jsonable(asdict(config)),
         "pca": _pca_summary(pca),
         "kmeans": _kmeans_summary(scan, elements),
         "properties": {**{k: _fit_summary(f) for k, f in fits.items()},
@@ -138,7 +165,10 @@ def _kmeans_summary(scan, elements: list[str]) -> dict:
         "inertia": scan.inertia,
         "silhouette": scan.silhouette,
         "chosen_k": scan.best_k,
-        "chosen_by": "max mean silhouette",
+        "chosen_by": f"max mean silhouette among k with every cluster >= {scan.min_cluster_size} elements"
+        if scan.eligible else "max mean silhouette (every k has a cluster below "
+        f"{scan.min_cluster_size} elements: outliers dominate)",
+        "eligible_ks": scan.eligible,
         "clusters": _clusters(scan.labels[scan.best_k], elements),
     }
     if PAPER_K in scan.labels:

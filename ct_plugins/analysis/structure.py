@@ -1,7 +1,9 @@
 """Unsupervised structure of a table: PCA and a k-means scan with the k chosen by silhouette.
 
 Both run on the table standardised per dimension, so dimensions with large units (Magpie's
-melting point in K next to electronegativity) do not dominate the distances.
+melting point in K next to electronegativity) do not dominate the distances. k is the one with the
+largest mean silhouette among the k whose smallest cluster holds at least 5% of the elements:
+a lone outlier element (SkipAtom's Kr) otherwise wins the silhouette with a "cluster" of one.
 """
 
 from __future__ import annotations
@@ -34,10 +36,18 @@ class KMeansScan:
     inertia: list[float]
     silhouette: list[float]
     labels: dict[int, np.ndarray]  # k → cluster of each element
+    min_cluster_size: int
+
+    @property
+    def eligible(self) -> list[int]:
+        """The k without a cluster smaller than ``min_cluster_size``."""
+        return [k for k in self.ks if np.bincount(self.labels[k]).min() >= self.min_cluster_size]
 
     @property
     def best_k(self) -> int:
-        return self.ks[int(np.argmax(self.silhouette))]
+        """Largest silhouette among eligible k (all k when none is eligible)."""
+        candidates = self.eligible or self.ks
+        return max(candidates, key=lambda k: self.silhouette[self.ks.index(k)])
 
 
 def standardize(matrix: np.ndarray) -> np.ndarray:
@@ -68,4 +78,5 @@ def scan_kmeans(x: np.ndarray, config: AnalysisConfig) -> KMeansScan:
         inertia.append(float(model.inertia_))
         silhouette.append(float(silhouette_score(x, model.labels_)))
         labels[k] = model.labels_
-    return KMeansScan(ks, inertia, silhouette, labels)
+    smallest = max(2, int(np.ceil(config.min_cluster_fraction * x.shape[0])))
+    return KMeansScan(ks, inertia, silhouette, labels, smallest)
