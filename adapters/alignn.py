@@ -1,6 +1,297 @@
-"""placeholder"""
-from ct_plugins.adapter import Adapter
+"""ALIGNN (PyPI ``alignn``): embedding tables as the atom features of the real ``train_alignn``.
+
+Upstream takes node features from ``jarvis.core.specie.get_node_attributes(element,
+atom_features)``, imported at module level in ``alignn/graphs.py`` and inside a function in
+``alignn/torch_graph_builder.py``; ``TrainingConfig.atom_features`` is a ``Literal`` of the four
+jarvis names and ``model.atom_input_features`` is a separate config value. Inside the patch:
+
+* ``get_node_attributes`` (both import sites) answers the table's rows for the table's names
+  (``"ct"``, ``"ct-mt"``, ``"ct-mt:trainable"``, ``"cgcnn92"`` …) and defers to jarvis for
+  everything else;
+* ``alignn.config.TrainingConfig`` (and the name in ``alignn.train_alignn``) is a subclass that
+  accepts those names and sets ``model.atom_input_features`` to the feature width;
+* ``trainable`` only: the data carry one-hot element codes and each ALIGNN model class puts
+  ``TableRows`` (an embedding parameter initialised from the table) in front of its own
+  ``atom_embedding`` MLP. That wrapper is the least invasive trainable form: the model's first
+  layer keeps its upstream type and size (table dim → hidden), only its input changes.
+
+``train_alignn`` standardises atom features unless they are ``"cgcnn"``: with a table name
+the frozen rows are therefore z-scored per dimension over the training atoms where the loader
+does so (the pure-torch loader does not); trainable codes survive that (argmax).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import runpy
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from ct_plugins.adapter import Adapter, Mode
+from ct_plugins.adapters._common import FeatureSpec, check_mode, init_then, onehot_rows, swapped
+from ct_plugins.registry import load_table
+from ct_plugins.tables import EmbeddingTable, Missing
+
+JARVIS_FEATURES = ("basic", "atomic_number", "cfid", "cgcnn")
+MODEL_MODULES = {  # class name -> module; only importable ones are patched
+    "ALIGNNAtomWisePure": "alignn.models.alignn_atomwise_pure",
+    "ALIGNNAtomWisePureSmooth": "alignn.models.alignn_atomwise_pure_smooth",
+    "ALIGNNAtomWise": "alignn.models.alignn_atomwise",
+    "ALIGNN": "alignn.models.alignn",
+}
+
+
 class ALIGNNAdapter(Adapter):
-    name = "alignn"; upstream = "alignn"; supported = ">=2026.8,<2026.9"
-    def patch(self, table, mode="frozen"):
-        raise NotImplementedError
+    name = "alignn"
+    upstream = "alignn"
+    supported = ">=2026.8,<2026.9"
+    summary = "ALIGNN: atom_features from the table (config names like \"ct\"), trainable rows"
+
+    def patch(
+        self, table: EmbeddingTable, mode: Mode = "frozen", missing: Missing = "error",
+        names: Sequence[str] = (),
+    ) -> contextlib.AbstractContextManager:
+        """``names``: extra ``atom_features`` strings to answer (the table name always works)."""
+        self.require()
+        return _patched(table, check_mode(mode), missing, feature_names(table, mode, names))
+
+
+def feature_names(table: EmbeddingTable, mode: Mode, extra: Sequence[str] = ()) -> frozenset[str]:
+    names = {table.name, f"{table.name}:{mode}", *extra}
+    clash = names & set(JARVIS_FEATURES)
+    if clash:
+        raise ValueError(f"atom_features name(s) {sorted(clash)} belong to jarvis; rename the table")
+    return frozenset(names)
+
+
+@contextlib.contextmanager
+def _patched(table: EmbeddingTable, mode: Mode, missing: Missing, names: frozenset[str]) -> Iterator[None]:
+    import alignn.config
+    import alignn.graphs
+    import jarvis.core.specie
+
+    original = jarvis.core.specie.get_node_attributes
+    vectors = _vectors(table, mode, missing)
+
+    def get_node_attributes(species: str, atom_features: str = "cgcnn"):
+        if atom_features not in names:
+            return original(species, atom_features=atom_features)
+        if species not in vectors:
+            table.rows([species])  # raises the table's own "not covered" error
+        return vectors[species]
+
+    width = len(next(iter(vectors.values())))
+    config_cls = _config_class(alignn.config.TrainingConfig, names, width)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(swapped(jarvis.core.specie, "get_node_attributes", get_node_attributes))
+        stack.enter_context(swapped(alignn.graphs, "get_node_attributes", get_node_attributes))
+        stack.enter_context(swapped(alignn.config, "TrainingConfig", config_cls))
+        if "alignn.train_alignn" in sys.modules:
+            stack.enter_context(swapped(sys.modules["alignn.train_alignn"], "TrainingConfig", config_cls))
+        if mode == "trainable":
+            for cls in _model_classes():
+                stack.enter_context(swapped(cls, "__init__", _trainable_init(cls, table, missing, width)))
+        yield
+
+
+def _vectors(table: EmbeddingTable, mode: Mode, missing: Missing) -> dict:
+    """symbol -> feature vector served to the graph builders (rows, or one-hot codes)."""
+    from ct_plugins.elements import SYMBOLS
+
+    symbols = list(table.elements) if missing == "error" else list(SYMBOLS)
+    values = table.rows(symbols, missing) if mode == "frozen" else onehot_rows(len(symbols))
+    return {s: v.astype("float64") for s, v in zip(symbols, values)}
+
+
+def _config_class(base: type, names: frozenset[str], width: int) -> type:
+    from pydantic import model_validator
+
+    class TrainingConfig(base):  # type: ignore[misc, valid-type]
+        """Upstream TrainingConfig that also accepts the active table's atom_features names."""
+
+        atom_features: str = "cgcnn"
+
+        @model_validator(mode="after")
+        def _table_features(self):
+            if self.atom_features in names:
+                self.model.atom_input_features = width
+            elif self.atom_features not in JARVIS_FEATURES:
+                raise ValueError(
+                    f"atom_features {self.atom_features!r} is neither a jarvis name "
+                    f"{JARVIS_FEATURES} nor the active table ({', '.join(sorted(names))})"
+                )
+            return self
+
+    TrainingConfig.__module__ = base.__module__
+    return TrainingConfig
+
+
+def _model_classes() -> list[type]:
+    found = []
+    for name, module in MODEL_MODULES.items():
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except Exception:  # noqa: BLE001 - DGL-based models fail to import without dgl
+            continue
+    return found
+
+
+def _trainable_init(cls: type, table: EmbeddingTable, missing: Missing, width: int):
+    from ct_plugins.elements import SYMBOLS
+
+    symbols = list(table.elements) if missing == "error" else list(SYMBOLS)
+    rows = table.rows(symbols, missing)
+
+    def after(model, *args, **kwargs) -> None:
+        if model.config.atom_input_features != width:
+            return  # a model for jarvis features, built while the patch is active
+        from ct_plugins.adapters._modules import with_trainable_rows
+
+        first = type(model.atom_embedding)(table.dim, model.config.hidden_features)
+        model.atom_embedding = with_trainable_rows(first, rows)
+
+    return init_then(vars(cls)["__init__"], after)
+
+
+# --- ct alignn: the upstream command line inside the patch ------------------------------------
+def run_cli(argv: Sequence[str], table: EmbeddingTable, mode: Mode, missing: Missing = "error",
+            names: Sequence[str] = ()) -> int:
+    """``python -m alignn.train_alignn ARGV`` in-process, inside the patch."""
+    with ALIGNNAdapter().patch(table, mode, missing, names):
+        return run_cli_unpatched(argv)
+
+
+def run_from_command_line(argv: Sequence[str], atom_features: str | None, mode: Mode | None,
+                          missing: Missing) -> int:
+    """``ct alignn <train_alignn arguments> [--atom-features NAME[:mode]]``.
+
+    Without ``--atom-features`` the name comes from the config file's ``atom_features``; a jarvis
+    name there runs upstream unpatched. With it, a copy of the config carrying that name is used.
+    """
+    argv = list(argv)
+    config_path = Path(_option(argv, "--config_name") or "alignn/examples/sample_data/config_example.json")
+    config = json.loads(config_path.read_text())
+    text = atom_features or config.get("atom_features", "cgcnn")
+    if text in JARVIS_FEATURES:
+        print(f"ct alignn: atom_features {text!r} is upstream's own; running train_alignn unpatched")
+        return run_cli_unpatched(argv)
+    spec = FeatureSpec.parse(text)
+    chosen = mode or spec.mode
+    table = load_table(spec.table)
+    print(f"ct alignn: train_alignn with table {table.name!r} ({len(table)} x {table.dim}), {chosen}")
+    with tempfile.TemporaryDirectory() as tmp:
+        if config.get("atom_features") != text:
+            config["atom_features"] = text
+            copy = Path(tmp) / "config.json"
+            copy.write_text(json.dumps(config, indent=2))
+            argv = _with_option(argv, "--config_name", str(copy))
+        return run_cli(argv, table, chosen, missing, names=(text, spec.table))
+
+
+def run_cli_unpatched(argv: Sequence[str]) -> int:
+    with swapped(sys, "argv", ["train_alignn", *argv]):
+        try:
+            runpy.run_module("alignn.train_alignn", run_name="__main__", alter_sys=False)
+        except SystemExit as exc:
+            return int(exc.code or 0)
+    return 0
+
+
+def upstream_help() -> int:
+    return run_cli_unpatched(["--help"])
+
+
+def _option(argv: list[str], name: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _with_option(argv: list[str], name: str, value: str) -> list[str]:
+    out = [a for i, a in enumerate(argv) if not (a.startswith(name + "=") or a == name
+                                                  or (i > 0 and argv[i - 1] == name))]
+    return [*out, name, value]
+
+
+# --- ct train alignn --------------------------------------------------------------------------
+def train_split(splits: dict, table: EmbeddingTable, cfg, out: Path) -> dict:
+    """Write the upstream folder (POSCARs in train/val/test order + id_prop.csv + config.json
+    with ``keep_data_order`` and explicit sizes, so alignn keeps our split) and run train_alignn."""
+    import csv
+
+    folder = out / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "id_prop.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        for name in ("train", "val", "test"):
+            for record in splits[name]:
+                file = f"{_safe(record.id)}.vasp"
+                record.structure.to(filename=str(folder / file), fmt="poscar")
+                writer.writerow([file, repr(record.target)])
+    name = f"{table.name}:{cfg.mode}"
+    sizes = {k: len(v) for k, v in splits.items()}
+    config = training_config(cfg, name, sizes, out / "alignn")
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    argv = ["--root_dir", str(folder), "--config_name", str(out / "config.json"),
+            "--output_dir", str(out / "alignn"), "--target_key", "target", "--device", "cpu"]
+    with contextlib.chdir(out):  # alignn writes its LMDB caches into the working directory
+        code = run_cli(argv, table, cfg.mode, cfg.missing, names=(name,))
+    if code:
+        raise RuntimeError(f"train_alignn exited with status {code}")
+    results = out / "alignn"
+    return {"val_mae": _val_mae(results), "test_mae": _csv_mae(results / "prediction_results_test_set.csv"),
+            "batch_size_used": config["batch_size"], "output_dir": str(results)}
+
+
+def training_config(cfg, atom_features: str, sizes: dict, output_dir: Path) -> dict:
+    """An upstream config.json for a graph-level regression with the DGL-free model."""
+    small = dict(alignn_layers=1, gcn_layers=1, embedding_features=16, hidden_features=16,
+                 edge_input_features=16, triplet_input_features=8)
+    return {
+        "dataset": "user_data", "target": "target", "id_tag": "jid",
+        "atom_features": atom_features, "neighbor_strategy": "pure_torch",
+        "random_seed": cfg.seed, "keep_data_order": True,
+        "n_train": sizes["train"], "n_val": sizes["val"], "n_test": sizes["test"],
+        # upstream drops incomplete batches (drop_last) in training and validation
+        "epochs": cfg.epochs, "batch_size": min(cfg.batch_size, sizes["train"], sizes["val"]),
+        "learning_rate": cfg.lr if cfg.lr is not None else 1e-3,
+        "num_workers": 0, "write_predictions": True, "output_dir": str(output_dir),
+        "filename": "ct", "progress": False,
+        "model": {"name": "alignn_atomwise_pure", "output_features": 1,
+                  "calculate_gradient": False, "gradwise_weight": 0.0,
+                  **(small if cfg.small else {})},
+    }
+
+
+def _safe(record_id: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]", "_", record_id)
+
+
+def _csv_mae(path: Path) -> float:
+    import csv
+
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return sum(abs(float(r["target"]) - float(r["prediction"])) for r in rows) / len(rows)
+
+
+def _val_mae(output_dir: Path) -> float:
+    """From upstream's Val_results.json (validation predictions of the best epoch)."""
+    import numpy as np
+
+    batches = json.loads((output_dir / "Val_results.json").read_text())
+    targets = np.concatenate([np.ravel(b["target_out"]) for b in batches])
+    predictions = np.concatenate([np.ravel(b["pred_out"]) for b in batches])
+    return float(np.abs(targets - predictions).mean())
+
+
+ADAPTER = ALIGNNAdapter()
