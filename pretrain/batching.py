@@ -45,12 +45,13 @@ def discover_tasks(
         task_name(t, s.source, per_source_heads)
         for s in samples
         for t in targets
-        if _finite(s.targets.get(t))
+        if has_target(s, t)
     }
     return tuple(sorted(found))
 
 
-def _finite(value: Any) -> bool:
+def has_target(sample: SampleLike, target: str) -> bool:
+    value = sample.targets.get(target)
     return value is not None and math.isfinite(float(value))
 
 
@@ -64,9 +65,8 @@ def sample_task_values(
         target = task_target(task)
         if task_name(target, sample.source, per_source_heads) != task:
             continue
-        value = sample.targets.get(target)
-        if _finite(value):
-            values[i], present[i] = float(value), True
+        if has_target(sample, target):
+            values[i], present[i] = float(sample.targets[target]), True
     return values, present
 
 

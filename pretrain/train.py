@@ -31,6 +31,7 @@ from ct_plugins.pretrain.batching import (
     bucket_batches,
     collate,
     discover_tasks,
+    has_target,
     padding_fraction,
     split_by_formula,
     task_target,
@@ -212,6 +213,8 @@ class Trainer:
         if len(tc.weights) != len(tc.targets):
             raise ValueError(f"{len(tc.targets)} targets but {len(tc.weights)} weights")
         torch.manual_seed(tc.seed)
+        # A sample with none of the targets would only cost compute: every loss term masks it.
+        samples = [s for s in samples if any(has_target(s, t) for t in tc.targets)]
         splits = split_by_formula(samples, tc.val_fraction, tc.test_fraction, tc.seed)
         self.train_set = [samples[i] for i in splits["train"]]
         self.val_set = [samples[i] for i in splits["val"]]

@@ -1,0 +1,117 @@
+"""CT training throughput on real MP compositions: small vs paper-size model.
+
+    .venv/bin/python -m benchmarks.pretrain_throughput [--threads 1] [--batches 20] [--json out.json]
+
+For each model, in a fresh process (so peak memory is its own): structures/s of full training
+steps (forward + backward + AdamW) on length-bucketed batches of real formulas, the achieved
+FLOP/s (≈ 3 × forward FLOPs of the real tokens) and, measured in the same process right after,
+the FLOP/s of a plain fp32 matmul (1024³): their ratio says how much of the CPU the model uses.
+This is a benchmark script, not a test; numbers depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+MODELS = {
+    "small": {"n_layers": 3},  # d_model 256, 8 heads, ff 512: what the shipped tables use
+    "paper": {},  # 8 layers: the paper's CrystalTransformer
+}
+
+
+def matmul_flops(size: int = 1024, repeats: int = 5) -> float:
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - start)
+
+
+def measure(model_name: str, threads: int, batches: int, batch_size: int) -> dict:
+    import numpy as np
+    import torch
+
+    from ct_plugins.pretrain.batching import TargetScaler, bucket_batches, collate, discover_tasks
+    from ct_plugins.pretrain.data import CorpusSpec, build_corpus
+    from ct_plugins.pretrain.model import CrystalTransformer, CTConfig, count_parameters, forward_flops
+    from ct_plugins.pretrain.train import masked_l1
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    samples, _ = build_corpus(CorpusSpec(sources=("mp_compositions",), progress=False))
+    tasks = discover_tasks(samples, ("ef", "eg"), True)
+    scaler = TargetScaler.fit(samples, tasks, True)
+    config = replace(CTConfig(**MODELS[model_name]), tasks=tasks)
+    model = CrystalTransformer(config).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    weights = torch.ones(len(tasks))
+    lengths = [len(s.z) for s in samples]
+    plan = bucket_batches(lengths, batch_size, np.random.default_rng(0))[: batches + 2]
+    done, flops, elapsed = 0, 0.0, 0.0
+    for step, indices in enumerate(plan):
+        batch = collate([samples[i] for i in indices], scaler, True)
+        start = time.perf_counter()
+        loss = masked_l1(model(batch.z, batch.coords, batch.has_coords), batch, weights)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step >= 2:  # the first steps allocate and warm up
+            elapsed += time.perf_counter() - start
+            done += batch.size
+            flops += 3 * forward_flops(config, int(np.sum(np.asarray(lengths)[indices])), batch.z.shape[1])
+    achieved = flops / elapsed
+    reference = matmul_flops()
+    return {
+        "model": model_name, "n_layers": config.n_layers, "d_model": config.d_model,
+        "parameters": count_parameters(model), "threads": threads, "batch_size": batch_size,
+        "batches_timed": batches, "structures_per_s": done / elapsed,
+        "epoch_minutes_90k": 90_000 / (done / elapsed) / 60,
+        "achieved_gflops": achieved / 1e9, "matmul_gflops": reference / 1e9,
+        "ratio_to_matmul": achieved / reference,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batches", type=int, default=20, help="timed training steps per model")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--models", default="small,paper")
+    parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one model in this process
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure(args.one, args.threads, args.batches, args.batch_size)))
+        return 0
+    results = []
+    for name in args.models.split(","):
+        out = subprocess.run(
+            [sys.executable, "-m", "benchmarks.pretrain_throughput", "--one", name, "--threads",
+             str(args.threads), "--batches", str(args.batches), "--batch-size", str(args.batch_size)],
+            capture_output=True, text=True, check=True,
+        )
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        r = results[-1]
+        print(f"{name:6s} {r['n_layers']} layers, {r['parameters'] / 1e6:.2f} M params: "
+              f"{r['structures_per_s']:.0f} structures/s ({r['epoch_minutes_90k']:.1f} min per 90k), "
+              f"{r['achieved_gflops']:.1f} GFLOP/s = {100 * r['ratio_to_matmul']:.0f}% of matmul "
+              f"{r['matmul_gflops']:.1f} GFLOP/s, peak RSS {r['peak_rss_mb']:.0f} MB "
+              f"({args.threads} thread(s), batch {args.batch_size})", flush=True)
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(results, handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

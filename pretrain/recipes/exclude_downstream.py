@@ -1,0 +1,64 @@
+"""Write every formula a downstream evaluation may use, one per line (the leakage guard).
+
+    .venv/bin/python pretrain/recipes/exclude_downstream.py OUT.txt [--n-max 3000]
+
+Formulas of: all real test data in tests/data (MP compositions, OQMD/CMR perovskites, the
+JARVIS POSCARs) and the benchmark downstream tasks (benchmarks/downstream.py) at the given
+number of records per task. Run from the repository root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_data_formulas(data: Path) -> set[str]:
+    from pymatgen.core import Structure
+
+    formulas = set()
+    for name in ("mp_e_form_sample.csv", "mp_gap_sample.csv"):
+        with open(data / name) as handle:
+            formulas |= {row["formula"] for row in csv.DictReader(handle)}
+    for name in ("oqmd_perovskites_sample.jsonl.gz", "cmr_perovskites_sample.jsonl.gz"):
+        with gzip.open(data / name, "rt") as handle:
+            formulas |= {json.loads(line)["formula"] for line in handle if line.strip()}
+    for poscar in sorted((data / "jarvis_sample").glob("*.vasp")):
+        formulas.add(Structure.from_file(poscar).composition.reduced_formula)
+    return formulas
+
+
+def downstream_formulas(n_max: int) -> set[str]:
+    sys.path.insert(0, str(REPO))
+    from benchmarks.downstream import TASKS, prepare
+
+    formulas: set[str] = set()
+    with tempfile.TemporaryDirectory() as work:
+        for task in TASKS.values():
+            formulas |= set(prepare(task, n_max, False, Path(work)).formulas)
+    return formulas
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out")
+    parser.add_argument("--n-max", type=int, default=3000, help="records per downstream task")
+    args = parser.parse_args()
+    from ct_plugins.pretrain.data import normalize_formula
+
+    raw = test_data_formulas(REPO / "tests" / "data") | downstream_formulas(args.n_max)
+    formulas = sorted({normalize_formula(f) for f in raw})
+    Path(args.out).write_text("".join(f + "\n" for f in formulas))
+    print(f"wrote {len(formulas)} formulas to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
