@@ -8,9 +8,25 @@ from ct_plugins.hookspecs import hookimpl
 from ct_plugins.registry import TableSource, load_table
 from ct_plugins.tables import EmbeddingTable
 
+def atom_embedding(table="ct-mt", elements=None, trainable=True, missing=None):
+    """A ``torch.nn.Embedding`` whose rows start as an embedding table (for your own models).
+
+    ``table``: a name (``"ct-mt"``, ``"megnet16"``, ...), a file path or an EmbeddingTable.
+    ``elements=None``: index = atomic number Z, shape (101, d), row 0 unused (zeros).
+    ``elements=[...]``: index = position in that list (symbols or Z).
+    ``missing``: rows for elements the table lacks: ``"error"``, ``"mean"`` or ``"zero"``;
+    ``None`` means ``"zero"`` for Z indexing and ``"error"`` for an explicit element list.
+    ``trainable``: rows are fine-tuned (True) or fixed (``requires_grad=False``).
+    Plugins may supply the module through the ``provide_atom_embedding`` hook.
+    """
+    from ct_plugins.adapters.embedding import atom_embedding as build
+
+    return build(table, elements, trainable, missing)
+
+
 try:
     __version__ = importlib.metadata.version("ct-plugins")
 except importlib.metadata.PackageNotFoundError:  # running from a source tree
     __version__ = "0+unknown"
 
-__all__ = ["EmbeddingTable", "TableSource", "hookimpl", "load_table", "__version__"]
+__all__ = ["EmbeddingTable", "TableSource", "atom_embedding", "hookimpl", "load_table", "__version__"]

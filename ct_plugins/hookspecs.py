@@ -18,8 +18,11 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    import torch
+
     from ct_plugins.adapter import Adapter
     from ct_plugins.registry import TableSource
+    from ct_plugins.tables import EmbeddingTable
 
 hookspec = pluggy.HookspecMarker("ct_plugins")
 hookimpl = pluggy.HookimplMarker("ct_plugins")
@@ -51,4 +54,22 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
 
     Call ``subparsers.add_parser(name, help=…)``, add arguments, and set
     ``parser.set_defaults(func=handler)`` where ``handler(args) -> int | None`` runs it.
+    """
+
+
+@hookspec(firstresult=True)
+def provide_atom_embedding(
+    table: EmbeddingTable, elements: list[str] | None, trainable: bool, missing: str
+) -> torch.nn.Module | None:
+    """Build the embedding module that :func:`ct_plugins.atom_embedding` returns, or ``None``.
+
+    Custom models *ask* for an embedding with ``ct_plugins.atom_embedding(table, elements,
+    trainable, missing)``; a plugin implementing this hook can *provide* it instead of the default
+    ``torch.nn.Embedding`` (say, a projected, sparse or device-specific variant). The first
+    non-``None`` answer wins; when no plugin answers, the default is built.
+
+    Contract for an answer: calling it with a ``LongTensor`` of indices returns one row per index
+    - index = atomic number Z when ``elements`` is ``None`` (row 0 unused), otherwise the position
+    in ``elements``; rows start as the table's rows (``missing`` says how absent elements are
+    filled: ``"error"``, ``"mean"`` or ``"zero"``); parameters require grad iff ``trainable``.
     """

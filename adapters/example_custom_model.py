@@ -1,0 +1,36 @@
+"""README example: a small torch-geometric crystal model whose atom embedding is a CT table.
+
+    from ct_plugins.adapters.example_custom_model import TinyCrystalGNN, to_graph
+"""
+
+from __future__ import annotations
+
+import torch
+from torch_geometric.data import Data
+from torch_geometric.nn import GCNConv, global_mean_pool
+
+import ct_plugins
+
+
+class TinyCrystalGNN(torch.nn.Module):
+    def __init__(self, table: str = "ct-mt", hidden: int = 32, trainable: bool = True) -> None:
+        super().__init__()
+        self.embed = ct_plugins.atom_embedding(table, trainable=trainable)  # index = Z
+        self.conv = GCNConv(self.embed.embedding_dim, hidden)
+        self.head = torch.nn.Linear(hidden, 1)
+
+    def forward(self, data: Data) -> torch.Tensor:
+        x = self.embed(data.z)
+        x = self.conv(x, data.edge_index).relu()
+        return self.head(global_mean_pool(x, data.batch)).squeeze(-1)
+
+
+def to_graph(structure, target: float, cutoff: float = 4.0) -> Data:
+    """A pymatgen Structure as a PyG graph: nodes = atoms (Z), edges = neighbours within cutoff."""
+    src, dst, _, _ = structure.get_neighbor_list(cutoff)
+    return Data(
+        z=torch.tensor(structure.atomic_numbers, dtype=torch.long),
+        edge_index=torch.tensor([src, dst], dtype=torch.long),
+        y=torch.tensor([target], dtype=torch.float32),
+        num_nodes=len(structure),
+    )
