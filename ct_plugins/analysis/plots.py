@@ -192,11 +192,12 @@ def plot_comparison(r2: dict[str, dict[str, tuple[float, float]]], labels: dict[
         ax.bar(x + (i - (len(tables) - 1) / 2) * width, means, width, yerr=stds, capsize=2,
                label=name, color=cmap(i % 10), error_kw={"lw": 0.7})
     paper_y = [paper.get(p) if paper.get(p) is not None else np.nan for p in props]
-    ax.scatter(x, paper_y, marker="_", s=900, color="black", zorder=5, label="paper (CT-UAE)")
+    ax.hlines(paper_y, x - 0.42, x + 0.42, color="black", lw=2, zorder=5, label="paper (CT-UAE)")
     ax.axhline(0, color="black", lw=0.6)
     ax.set_xticks(x, [labels[p] for p in props])
     lowest = min([0.0, *(mean for row in r2.values() for mean, _ in row.values())])
-    ax.set(ylabel="R² on held-out elements (k-fold)", ylim=(min(-0.1, lowest - 0.1), 1.0))
+    # Below -1 a bar says only "worse than predicting the mean"; clipping keeps the rest legible.
+    ax.set(ylabel="R² on held-out elements (k-fold)", ylim=(max(-1.0, min(-0.1, lowest - 0.1)), 1.1))
     ax.set_title("Reverse prediction of element properties from each embedding", pad=40)
     ax.legend(fontsize=8, ncol=min(5, len(tables) + 1), loc="lower center",
               bbox_to_anchor=(0.5, 1.0), frameon=False)

@@ -101,6 +101,7 @@ def analyze_table(table: EmbeddingTable, values: dict[str, PropertyValues], fold
     from tqdm.auto import tqdm
 
     check_table(table, config)
+    started = time.time()
     folder.mkdir(parents=True, exist_ok=True)
     x = standardize(table.matrix.astype(np.float64))
     pca, scan = run_pca(x, config), scan_kmeans(x, config)
@@ -140,6 +141,7 @@ def analyze_table(table: EmbeddingTable, values: dict[str, PropertyValues], fold
         "properties": {**{k: _fit_summary(f) for k, f in fits.items()},
                        **{k: {"skipped": reason} for k, reason in skipped.items()}},
         "figures": {k: p.name for k, p in figures.items()},
+        "elapsed_seconds": round(time.time() - started, 1),
     }
     write_json(folder / "report.json", summary)
     return TableResult(summary, folder)
