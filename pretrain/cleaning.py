@@ -33,6 +33,7 @@ DEFAULT_BOUNDS: dict[str, tuple[float, float]] = {"ef": (-10.0, 5.0), "eg": (0.0
 # cell; attention cost grows with the square of the longest sequence in a batch.
 DEFAULT_MAX_ATOMS = 64
 MAX_EXAMPLES = 5
+Event = tuple[str, str, str, str]  # (source, reason, record id, detail)
 
 
 class RecordError(ValueError):
@@ -52,14 +53,20 @@ class CleaningReport:
     examples: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     kept: Counter = field(default_factory=Counter)
     strict: bool = False
+    log: list[Event] = field(default_factory=list, repr=False)  # every event, in order
 
     def add(self, source: str, reason: str, record_id: str, detail: str = "") -> None:
         """Record one dropped record or target; raises in strict mode."""
         if self.strict:
             raise RecordError(record_id, reason, detail or "rejected")
+        self.log.append((source, reason, record_id, detail))
         self.events[source][reason] += 1
         if len(self.examples[reason]) < MAX_EXAMPLES:
             self.examples[reason].append(f"{source}:{record_id}" + (f" ({detail})" if detail else ""))
+
+    def replay(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self.add(*event)
 
     def set_kept(self, samples: Iterable[Sample]) -> None:
         self.kept = Counter(sample.source for sample in samples)
@@ -75,15 +82,6 @@ class CleaningReport:
     @property
     def kept_count(self) -> int:
         return sum(self.kept.values())
-
-    def merge(self, other: CleaningReport) -> CleaningReport:
-        for source, per_reason in other.events.items():
-            self.events[source].update(per_reason)
-        for reason, ids in other.examples.items():
-            room = MAX_EXAMPLES - len(self.examples[reason])
-            self.examples[reason].extend(ids[: max(room, 0)])
-        self.kept.update(other.kept)
-        return self
 
     def to_dict(self) -> dict[str, Any]:
         return {

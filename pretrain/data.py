@@ -10,18 +10,18 @@ This is also the element order of pymatgen's reduced formulas: Fe2O3 -> z = [26,
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import gzip
-import hashlib
 import json
 import logging
 import math
 import os
-import tempfile
+import re
 import zipfile
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,16 +33,16 @@ from ct_plugins.elements import MAX_Z, SYMBOLS, UnknownElementError, atomic_numb
 from ct_plugins.pretrain.cleaning import (
     DEFAULT_BOUNDS,
     DEFAULT_MAX_ATOMS,
-    NONFINITE_TARGET,
     EXCLUDED_FORMULA,
+    NONFINITE_TARGET,
     UNKNOWN_ELEMENT,
     UNLABELLED,
     UNPARSABLE_FORMULA,
     UNPARSABLE_STRUCTURE,
     CleaningReport,
-    RecordError,
     clean,
 )
+from ct_plugins.pretrain.sample_cache import cache_key, cached_samples
 
 if TYPE_CHECKING:
     from pymatgen.core import Structure
@@ -50,8 +50,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DATA_ENV = "CT_PLUGINS_DATA"  # overrides ../shared/data
-CACHE_ENV = "CT_PLUGINS_CACHE"  # overrides ~/.cache/ct_plugins
-PARSER_VERSION = 1  # bump when parsing or token order changes: invalidates the parse cache
 StructureFormat = Literal["cif", "poscar"]
 
 OQMD_TARGETS = {"ef": "formation_energy_per_atom", "eg": "band_gap"}
@@ -118,37 +116,65 @@ def _atomic_numbers(symbols: Iterable[str]) -> np.ndarray:
     return np.array([atomic_number(s) for s in symbols], dtype=np.int64)
 
 
+Counts = tuple[tuple[int, int], ...]  # ((Z, count), ...) sorted by Z, reduced by the gcd
+_SIMPLE_FORMULA = re.compile(r"(?:[A-Z][a-z]?\d*)+")
+_ELEMENT_AMOUNT = re.compile(r"([A-Z][a-z]?)(\d*)")
+
+
+def _reduced_counts(formula: str) -> Counts:
+    """Reduced integer element counts of a formula; raises on unknown elements / bad formulas.
+
+    Plain formulas (``Mn4O16P4``, all of matbench) take a regex fast path; anything else
+    (brackets, fractions) goes through pymatgen.
+    """
+    amounts: dict[int, float] = defaultdict(float)
+    if _SIMPLE_FORMULA.fullmatch(formula):
+        for element, amount in _ELEMENT_AMOUNT.findall(formula):
+            amounts[atomic_number(element)] += int(amount or 1)
+    else:
+        from pymatgen.core import Composition
+
+        for element, amount in Composition(formula).get_el_amt_dict().items():
+            amounts[atomic_number(element)] += amount
+    return _reduce(amounts, formula)
+
+
+def _reduce(amounts: Mapping[int, float], formula: str) -> Counts:
+    if not amounts or any(a <= 0 for a in amounts.values()):
+        raise ValueError(f"no positive element amounts in formula {formula!r}")
+    if any(abs(a - round(a)) > 1e-6 for a in amounts.values()):
+        raise ValueError(f"non-integer element amounts in formula {formula!r}")
+    ints = {z: round(a) for z, a in amounts.items()}
+    divisor = math.gcd(*ints.values())
+    return tuple(sorted((z, n // divisor) for z, n in ints.items()))
+
+
+def _counts_of_z(z: np.ndarray) -> Counts:
+    values, counts = np.unique(np.asarray(z), return_counts=True)
+    return _reduce(dict(zip(values.tolist(), counts.tolist())), "structure")
+
+
 @functools.lru_cache(maxsize=None)
-def _reduced_formula_of_counts(counts: tuple[tuple[str, int], ...]) -> str:
+def _formula_of_counts(counts: Counts) -> str:
+    """pymatgen's reduced formula string (it also groups polyanions: ``Fe3H28(S2O15)2``)."""
     from pymatgen.core import Composition
 
-    return Composition(dict(counts)).reduced_formula
+    return Composition({SYMBOLS[z - 1]: n for z, n in counts}).reduced_formula
+
+
+def _tokens_of_counts(counts: Counts) -> np.ndarray:
+    z = np.repeat(np.array([c[0] for c in counts], dtype=np.int64), [c[1] for c in counts])
+    return z[token_order(z)]
 
 
 def reduced_formula(z: np.ndarray) -> str:
-    values, counts = np.unique(np.asarray(z), return_counts=True)
-    return _reduced_formula_of_counts(tuple((SYMBOLS[v - 1], int(c)) for v, c in zip(values, counts)))
+    """Reduced formula (pymatgen convention) of a list of atomic numbers."""
+    return _formula_of_counts(_counts_of_z(z))
 
 
 def normalize_formula(formula: str) -> str:
-    """Reduced formula in pymatgen's convention (``"O3Fe2"`` -> ``"Fe2O3"``)."""
-    return _formula_tokens(formula)[0]
-
-
-@functools.lru_cache(maxsize=None)
-def _formula_tokens(formula: str) -> tuple[str, tuple[int, ...]]:
-    """(reduced formula, atom tokens in token order); raises ValueError / UnknownElementError."""
-    from pymatgen.core import Composition
-
-    composition = Composition(formula)
-    reduced, _ = composition.get_reduced_composition_and_factor()
-    tokens: list[int] = []
-    for element, amount in reduced.items():
-        if abs(amount - round(amount)) > 1e-6:
-            raise ValueError(f"non-integer amount {amount} of {element} in {formula!r}")
-        tokens += [atomic_number(str(element))] * round(amount)
-    z = np.array(tokens, dtype=np.int64)
-    return reduced.reduced_formula, tuple(int(t) for t in z[token_order(z)])
+    """Reduced formula in pymatgen's convention (``"O6Fe4"`` -> ``"Fe2O3"``)."""
+    return _formula_of_counts(_reduced_counts(formula))
 
 
 # ---------------------------------------------------------------- compositions
@@ -156,8 +182,9 @@ def _formula_tokens(formula: str) -> tuple[str, tuple[int, ...]]:
 
 def composition_sample(formula: str, targets: Mapping[str, float], source: str = "user") -> Sample:
     """A composition-mode sample: the atoms of the reduced formula, no coordinates."""
-    reduced, tokens = _formula_tokens(formula)
-    return Sample(reduced, source, reduced, np.array(tokens, dtype=np.int64), None, None, dict(targets))
+    counts = _reduced_counts(formula)
+    reduced = _formula_of_counts(counts)
+    return Sample(reduced, source, reduced, _tokens_of_counts(counts), None, None, dict(targets))
 
 
 def composition_samples(
@@ -166,23 +193,32 @@ def composition_samples(
     *,
     source: str = "mp_compositions",
     report: CleaningReport | None = None,
+    cache: bool = True,
     progress: bool = True,
 ) -> list[Sample]:
     """MP compositions (``formula,target`` CSVs) merged by reduced formula, polymorphs averaged.
 
     Formulas that do not parse or hold unknown elements go into ``report`` (or raise in a
-    strict report); non-finite values are left out of the average and reported.
+    strict report); non-finite values are left out of the average and reported. Results are
+    cached (see :mod:`ct_plugins.pretrain.sample_cache`).
     """
     report = report if report is not None else CleaningReport()
-    values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for name, path in (("ef", ef_csv), ("eg", eg_csv)):
-        if path is not None:
-            _collect_csv_targets(Path(path), name, source, values, report, progress)
-    samples = []
-    for formula, per_target in values.items():
-        targets = {name: float(np.mean(v)) for name, v in per_target.items() if v}
-        samples.append(composition_sample(formula, targets, source))
-    return samples
+    files = {"ef": ef_csv, "eg": eg_csv}
+
+    def build(events: CleaningReport) -> list[Sample]:
+        values: dict[Counts, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for name, path in files.items():
+            if path is not None:
+                _collect_csv_targets(Path(path), name, source, values, events, progress)
+        samples = []
+        for counts, per_target in values.items():
+            formula = _formula_of_counts(counts)
+            targets = {name: float(np.mean(v)) for name, v in per_target.items() if v}
+            samples.append(Sample(formula, source, formula, _tokens_of_counts(counts), None, None, targets))
+        return samples
+
+    key = cache_key(files.values(), "compositions", source)
+    return cached_samples(key, build, report, enabled=cache)
 
 
 def _collect_csv_targets(path, name, source, values, report, progress) -> None:
@@ -193,7 +229,7 @@ def _collect_csv_targets(path, name, source, values, report, progress) -> None:
     for line, row in enumerate(tqdm(rows, desc=f"{path.name}", disable=not progress, leave=False), 2):
         record_id = f"{path.name}:{line}:{row.get('formula')}"
         try:
-            reduced, _ = _formula_tokens(row["formula"])
+            counts = _reduced_counts(str(row.get("formula") or ""))
         except UnknownElementError as error:
             report.add(source, UNKNOWN_ELEMENT, record_id, str(error))
             continue
@@ -201,12 +237,12 @@ def _collect_csv_targets(path, name, source, values, report, progress) -> None:
             report.add(source, UNPARSABLE_FORMULA, record_id, f"{type(error).__name__}: {error}")
             continue
         value = _as_float(row.get("target"))
-        if value is not None and not math.isfinite(value):
-            report.add(source, NONFINITE_TARGET, record_id, f"{name}={value}")
-        elif value is not None:
-            values[reduced][name].append(value)
-        else:
+        if value is None:
             report.add(source, UNLABELLED, record_id, name)
+        elif not math.isfinite(value):
+            report.add(source, NONFINITE_TARGET, record_id, f"{name}={value}")
+        else:
+            values[counts][name].append(value)
 
 
 def _as_float(value: Any) -> float | None:
@@ -310,18 +346,7 @@ def _record_structure(record: Mapping[str, Any]) -> Any:
     raise StructureParseError("record has no 'cif', 'poscar' or 'atoms' field")
 
 
-# ---------------------------------------------------------------- parsing many structures, cached
-
-
-@dataclass(frozen=True)
-class ParsedStructures:
-    """Arrays of many parsed structures (what the cache stores), plus the failures."""
-
-    ids: list[str]
-    z: list[np.ndarray]
-    coords: list[np.ndarray]
-    lattices: np.ndarray  # (n, 3, 3)
-    failures: list[tuple[str, str, str]]  # (id, reason, message)
+# ---------------------------------------------------------------- parsing many structures
 
 
 def _parse_one(item: tuple[str, str, str]) -> tuple[str, Any]:
@@ -336,110 +361,19 @@ def _parse_one(item: tuple[str, str, str]) -> tuple[str, Any]:
 
 
 def parse_structures(
-    items: Sequence[tuple[str, str, str]], *, workers: int | None = None, progress: bool = True, desc: str = "parse"
-) -> ParsedStructures:
-    """Parse (id, text, fmt) items, in ``workers`` processes (default: one per core)."""
+    items: Sequence[tuple[str, str, str]], *, workers: int | None = 1, progress: bool = True, desc: str = "parse"
+) -> Iterator[tuple[str, Any]]:
+    """Parse (id, text, fmt) items, in ``workers`` processes (None: one per core).
+
+    Yields (id, (z, coords, lattice)) or (id, (reason, message)) in input order. One process is
+    the default: measured on the shared 2-core box, 2 processes were slower than 1.
+    """
     from tqdm.auto import tqdm
 
     workers = workers or os.cpu_count() or 1
-    ids, zs, coords, lattices, failures = [], [], [], [], []
-    with _executor(workers) as pool:
+    with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
         results = pool.map(_parse_one, items, chunksize=256) if pool else map(_parse_one, items)
-        for record_id, result in tqdm(results, total=len(items), desc=desc, disable=not progress, leave=False):
-            if isinstance(result[0], str):
-                failures.append((record_id, *result))
-            else:
-                ids.append(record_id)
-                zs.append(result[0])
-                coords.append(result[1])
-                lattices.append(result[2])
-    lattice_array = np.stack(lattices) if lattices else np.zeros((0, 3, 3), np.float32)
-    return ParsedStructures(ids, zs, coords, lattice_array, failures)
-
-
-class _NoPool:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
-
-
-def _executor(workers: int):
-    return ProcessPoolExecutor(workers) if workers > 1 else _NoPool()
-
-
-def cache_dir() -> Path:
-    """``$CT_PLUGINS_CACHE`` or ``$XDG_CACHE_HOME/ct_plugins`` (default ~/.cache/ct_plugins)."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ct_plugins"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _cache_path(path: Path, field_name: str, fmt: str) -> Path:
-    key = f"{file_sha256(path)}-{field_name}-{fmt}-v{PARSER_VERSION}"
-    return cache_dir() / "structures" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.npz"
-
-
-def _save_parsed(parsed: ParsedStructures, target: Path) -> None:
-    """Atomic: write a temporary file next to the target, then rename over it."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    natoms = np.array([len(z) for z in parsed.z], dtype=np.int64)
-    fail = np.array(parsed.failures, dtype=str).reshape(-1, 3)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(
-                handle,
-                ids=np.array(parsed.ids, dtype=str),
-                natoms=natoms,
-                z=np.concatenate(parsed.z) if parsed.z else np.zeros(0, np.int64),
-                coords=np.concatenate(parsed.coords) if parsed.coords else np.zeros((0, 3), np.float32),
-                lattices=parsed.lattices,
-                failures=fail,
-            )
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _load_parsed(path: Path) -> ParsedStructures:
-    with np.load(path) as data:
-        bounds = np.concatenate([[0], np.cumsum(data["natoms"])])
-        z, coords = data["z"], data["coords"]
-        return ParsedStructures(
-            ids=data["ids"].tolist(),
-            z=[z[a:b] for a, b in zip(bounds[:-1], bounds[1:])],
-            coords=[coords[a:b] for a, b in zip(bounds[:-1], bounds[1:])],
-            lattices=data["lattices"],
-            failures=[tuple(row) for row in data["failures"].tolist()],
-        )
-
-
-def _parsed_file(path: Path, records: list[dict], field_name: str, fmt: str, cache: bool, workers, progress):
-    cached = _cache_path(path, field_name, fmt) if cache else None
-    if cached is not None and cached.is_file():
-        try:
-            return _load_parsed(cached)
-        except Exception as error:  # a damaged cache is rebuilt, never trusted
-            log.warning("ignoring unreadable parse cache %s: %s", cached, error)
-    items = [(str(r.get("id")), r.get(field_name) or "", fmt) for r in records]
-    parsed = parse_structures(items, workers=workers, progress=progress, desc=f"parse {path.name}")
-    if cached is not None:
-        try:
-            _save_parsed(parsed, cached)
-        except OSError as error:  # read-only home etc.: loading still works, only slower
-            log.warning("cannot write parse cache %s: %s", cached, error)
-    return parsed
+        yield from tqdm(results, total=len(items), desc=desc, disable=not progress, leave=False)
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -457,30 +391,36 @@ def structure_samples(
     fmt: StructureFormat = "cif",
     report: CleaningReport | None = None,
     cache: bool = True,
-    workers: int | None = None,
+    workers: int | None = 1,
     progress: bool = True,
 ) -> list[Sample]:
     """Structure records (JSON lines with ``id``, a CIF and target fields) -> samples.
 
     ``target_keys`` maps our target names to record fields; targets named in ``per_cell`` are
     per cell in the file and divided by the number of atoms of the parsed cell (CMR's
-    ``heat_of_formation_per_cell``). Parse failures go into ``report``. Parsed arrays are cached
-    under :func:`cache_dir`, keyed by the file's sha256, so later loads skip CIF parsing.
+    ``heat_of_formation_per_cell``). Parse failures go into ``report``. Results are cached
+    keyed by the file's sha256 (see :mod:`ct_plugins.pretrain.sample_cache`).
     """
     path = Path(jsonl_gz)
     source = source or path.name.split("_")[0]
     report = report if report is not None else CleaningReport()
-    records = read_jsonl(path)
-    parsed = _parsed_file(path, records, structure_field, fmt, cache, workers, progress)
-    for record_id, reason, message in parsed.failures:
-        report.add(source, reason, record_id, message)
-    by_id = {str(r.get("id")): r for r in records}
-    samples = []
-    for i, record_id in enumerate(parsed.ids):
-        z = parsed.z[i]
-        targets = _record_targets(by_id[record_id], target_keys, per_cell, len(z))
-        samples.append(Sample(record_id, source, reduced_formula(z), z, parsed.coords[i], parsed.lattices[i], targets))
-    return samples
+
+    def build(events: CleaningReport) -> list[Sample]:
+        records = {str(r.get("id")): r for r in read_jsonl(path)}
+        items = [(record_id, r.get(structure_field) or "", fmt) for record_id, r in records.items()]
+        samples = []
+        for record_id, result in parse_structures(items, workers=workers, progress=progress, desc=path.name):
+            if isinstance(result[0], str):
+                events.add(source, result[0], record_id, result[1])
+                continue
+            z, coords, lattice = result
+            targets = _record_targets(records[record_id], target_keys, per_cell, len(z))
+            formula = reduced_formula(z) if len(z) else ""
+            samples.append(Sample(record_id, source, formula, z, coords, lattice, targets))
+        return samples
+
+    key = cache_key([path], "structures", source, sorted(target_keys.items()), sorted(per_cell), structure_field, fmt)
+    return cached_samples(key, build, report, enabled=cache)
 
 
 def _record_targets(record: Mapping, target_keys: Mapping[str, str], per_cell: Collection[str], n: int):
@@ -488,7 +428,7 @@ def _record_targets(record: Mapping, target_keys: Mapping[str, str], per_cell: C
     for name, key in target_keys.items():
         value = _as_float(record.get(key))
         if value is not None:
-            targets[name] = value / n if name in per_cell else value
+            targets[name] = value / max(n, 1) if name in per_cell else value
     return targets
 
 
@@ -539,12 +479,16 @@ def paper_split(split_zip: Path) -> dict[str, list[str]]:
 
     For ``megnet_e_form.json.zip`` this is the paper's 60,000 / 5,000 / 4,239 MP split.
     """
+    return {part: list(values) for part, values in read_split(split_zip).items()}
+
+
+def read_split(split_zip: Path) -> dict[str, dict[str, Any]]:
+    """A JARVIS-Leaderboard split file as stored: ``{part: {id: target}}`` (targets may be strings)."""
     with zipfile.ZipFile(split_zip) as archive:
         names = [n for n in archive.namelist() if n.endswith(".json")]
         if len(names) != 1:
             raise ValueError(f"{split_zip}: expected one .json file inside, found {names}")
-        content = json.loads(archive.read(names[0]))
-    return {part: list(ids) for part, ids in content.items()}
+        return json.loads(archive.read(names[0]))
 
 
 def _split_ids(split_file: Path, parts: Collection[str]) -> set[str]:
@@ -578,7 +522,8 @@ def exclude_formulas(
 def shared_data_dir() -> Path:
     """``$CT_PLUGINS_DATA``, else ``../shared/data`` next to the project (or the working dir)."""
     candidates = [Path(os.environ[DATA_ENV])] if os.environ.get(DATA_ENV) else []
-    candidates += [Path(__file__).resolve().parents[1].parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
+    project = Path(__file__).resolve().parents[1]  # the repo root in an editable install
+    candidates += [project.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
     for candidate in candidates:
         if candidate.is_dir():
             return candidate
@@ -592,7 +537,7 @@ def shared_data_dir() -> Path:
 class CorpusSpec:
     """Which sources make the pretraining corpus and how they are cleaned."""
 
-    sources: tuple[str, ...] = ("mp_compositions", "oqmd", "cmr")  # see SOURCES
+    sources: tuple[str, ...] = ("mp_compositions", "oqmd", "cmr")  # see SOURCES and ALIASES
     data_dir: Path | None = None  # default: shared_data_dir()
     exclude: frozenset[str] = frozenset()  # downstream formulas to keep out (leakage guard)
     bounds: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_BOUNDS))
@@ -602,22 +547,31 @@ class CorpusSpec:
     split_file: Path | None = None  # jarvis sources: keep only the split's `split_parts`
     split_parts: tuple[str, ...] = ("train",)
     cache: bool = True
-    workers: int | None = None
+    workers: int | None = 1  # CIF parsing processes; None = one per core (see parse_structures)
     progress: bool = True
     strict: bool = False
 
 
+def _required(path: Path) -> Path:
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing: offline corpora are read from the shared data folder "
+            f"(../shared/data, see its README.md); point CorpusSpec.data_dir / --data-root or {DATA_ENV} at it"
+        )
+    return path
+
+
 def _mp_compositions(spec: CorpusSpec, root: Path, report: CleaningReport) -> list[Sample]:
     folder = root / "mp_compositions"
-    ef = folder / "mp_e_form.csv.gz" if "ef" in spec.targets else None
-    eg = folder / "mp_gap.csv.gz" if "eg" in spec.targets else None
-    return composition_samples(ef, eg, report=report, progress=spec.progress)
+    ef = _required(folder / "mp_e_form.csv.gz") if "ef" in spec.targets else None
+    eg = _required(folder / "mp_gap.csv.gz") if "eg" in spec.targets else None
+    return composition_samples(ef, eg, report=report, cache=spec.cache, progress=spec.progress)
 
 
 def _perovskites(name: str, target_keys: Mapping[str, str], per_cell: Collection[str] = ()):
     def load(spec: CorpusSpec, root: Path, report: CleaningReport) -> list[Sample]:
         keys = {k: v for k, v in target_keys.items() if k in spec.targets}
-        path = root / "perovskites" / f"{name}_perovskites.jsonl.gz"
+        path = _required(root / "perovskites" / f"{name}_perovskites.jsonl.gz")
         return structure_samples(path, keys, source=name, per_cell=per_cell, report=report,
                                  cache=spec.cache, workers=spec.workers, progress=spec.progress)
 
@@ -641,19 +595,21 @@ SOURCES: dict[str, SourceLoader] = {
     "jarvis_megnet": _jarvis("megnet"),
     "jarvis_dft_3d": _jarvis("dft_3d"),
 }
+ALIASES = {"mp": "mp_compositions", "megnet": "jarvis_megnet", "dft_3d": "jarvis_dft_3d"}
 
 
 def build_corpus(spec: CorpusSpec | None = None) -> tuple[list[Sample], CleaningReport]:
     """Load, clean and leakage-filter the corpus; the report says what was dropped and why."""
     spec = spec or CorpusSpec()
-    unknown = [s for s in spec.sources if s not in SOURCES]
+    names = [ALIASES.get(s, s) for s in spec.sources]
+    unknown = [s for s in names if s not in SOURCES]
     if unknown:
-        raise ValueError(f"unknown corpus sources {unknown}; known: {', '.join(SOURCES)}")
-    offline = [s for s in spec.sources if not s.startswith("jarvis_")]
+        raise ValueError(f"unknown corpus sources {unknown}; known: {', '.join([*SOURCES, *ALIASES])}")
+    offline = [s for s in names if not s.startswith("jarvis_")]
     root = Path(spec.data_dir) if spec.data_dir else (shared_data_dir() if offline else Path("."))
     report = CleaningReport(strict=spec.strict)
     raw: list[Sample] = []
-    for name in spec.sources:
+    for name in names:
         raw += SOURCES[name](spec, root, report)
     samples, report = clean(raw, spec.bounds, max_atoms=spec.max_atoms,
                             drop_sample_on_outlier=spec.drop_sample_on_outlier, report=report)
