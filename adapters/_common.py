@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ct_plugins.adapter import MODES, Mode
+from ct_plugins.adapter import MODES, Adapter, Mode
 from ct_plugins.tables import EmbeddingTable, Missing, TableError
 
 _ABSENT = object()
@@ -34,6 +34,19 @@ def swapped(owner: Any, name: str, value: Any) -> Iterator[Any]:
             delattr(owner, name)
         else:
             setattr(owner, name, previous)
+
+
+class TableAdapter(Adapter):
+    """An adapter whose ``patch`` checks the upstream version and the mode, then delegates."""
+
+    def patch(
+        self, table: EmbeddingTable, mode: Mode = "frozen", missing: Missing = "error"
+    ) -> contextlib.AbstractContextManager:
+        self.require()
+        return self._patch(table, check_mode(mode), missing)
+
+    def _patch(self, table: EmbeddingTable, mode: Mode, missing: Missing) -> contextlib.AbstractContextManager:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)

@@ -23,24 +23,21 @@ from pathlib import Path
 
 import numpy as np
 
-from ct_plugins.adapter import Adapter, Mode
-from ct_plugins.adapters._common import FeatureSpec, check_mode, init_then, onehot_rows, swapped
+from ct_plugins.adapter import Mode
+from ct_plugins.adapters._common import FeatureSpec, TableAdapter, init_then, onehot_rows, swapped
 from ct_plugins.elements import atomic_number, symbol
 from ct_plugins.registry import load_table
 from ct_plugins.tables import ElementNotInTableError, EmbeddingTable, Missing
 
 
-class CGCNNAdapter(Adapter):
+class CGCNNAdapter(TableAdapter):
     name = "cgcnn"
     upstream = "cgcnn2"
     supported = ">=0.6,<0.7"
     summary = "CGCNN (cgcnn2): table rows as atom_init features; trainable rows via an embedding"
 
-    def patch(
-        self, table: EmbeddingTable, mode: Mode = "frozen", missing: Missing = "error"
-    ) -> contextlib.AbstractContextManager:
-        self.require()
-        return _patched(table, check_mode(mode), missing)
+    def _patch(self, table: EmbeddingTable, mode: Mode, missing: Missing) -> contextlib.AbstractContextManager:
+        return _patched(table, mode, missing)
 
 
 @contextlib.contextmanager

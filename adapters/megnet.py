@@ -22,22 +22,19 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from ct_plugins.adapter import Adapter, Mode
-from ct_plugins.adapters._common import check_mode, element_rows, init_then, swapped
+from ct_plugins.adapter import Mode
+from ct_plugins.adapters._common import TableAdapter, element_rows, init_then, swapped
 from ct_plugins.tables import EmbeddingTable, Missing
 
 
-class MEGNetAdapter(Adapter):
+class MEGNetAdapter(TableAdapter):
     name = "megnet"
     upstream = "matgl"
     supported = ">=4.1,<4.2"
     summary = "MatGL MEGNet: node nn.Embedding initialised from the table (frozen or trainable)"
 
-    def patch(
-        self, table: EmbeddingTable, mode: Mode = "frozen", missing: Missing = "error"
-    ) -> contextlib.AbstractContextManager:
-        self.require()
-        return _patched(table, check_mode(mode), missing)
+    def _patch(self, table: EmbeddingTable, mode: Mode, missing: Missing) -> contextlib.AbstractContextManager:
+        return _patched(table, mode, missing)
 
 
 @contextlib.contextmanager
