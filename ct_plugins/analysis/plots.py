@@ -54,8 +54,10 @@ def plot_pca(pca: PCAResult, elements: Sequence[str], labels: np.ndarray, title:
     left.bar(steps, pca.explained_ratio, color="#9ecae1", label="per component")
     left.plot(steps, pca.cumulative, "o-", color="#08519c", ms=3, label="cumulative")
     left.axhline(0.9, color="grey", ls="--", lw=0.8)
+    needed = pca.components_for(0.9)
+    reach = f"{needed} PCs reach 90%" if needed else f"{len(steps)} PCs reach {pca.cumulative[-1]:.0%}"
     left.set(xlabel="principal component", ylabel="explained variance ratio", ylim=(0, 1.02),
-             title=f"explained variance ({pca.components_for(0.9)} PCs reach 90%)")
+             title=f"explained variance ({reach})")
     left.legend(loc="center right")
     xy = pca.coords[:, :2] if pca.coords.shape[1] > 1 else np.c_[pca.coords[:, 0], np.zeros(len(elements))]
     right.scatter(xy[:, 0], xy[:, 1], c=_cluster_colors(labels), s=28, alpha=0.8)

@@ -79,14 +79,19 @@ def _properties_markdown(properties: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _pca_reach(pca: dict) -> str:
+    if pca["components_for_90pct"] is not None:
+        return f"{pca['components_for_90pct']} of {pca['n_components']} components explain 90% of the variance"
+    return f"the {pca['n_components']} components kept explain {pca['cumulative'][-1]:.1%} of the variance"
+
+
 def table_markdown(summary: dict, labels: dict, prefix: str = "") -> str:
     km, pca = summary["kmeans"], summary["pca"]
     out = [f"## {summary['table']}\n",
            f"{summary['description'] or '(no description)'} — {summary['n_elements']} elements × "
            f"{summary['dim']} dims, sha256 `{summary['sha256'][:12]}…`; analysed in "
            f"{summary.get('elapsed_seconds', '?')} s\n",
-           f"- PCA: {pca['components_for_90pct']} of {pca['n_components']} components explain 90% of the "
-           f"variance (first PC: {pca['explained_variance_ratio'][0]:.1%}).",
+           f"- PCA: {_pca_reach(pca)} (first PC: {pca['explained_variance_ratio'][0]:.1%}).",
            f"- k-means: chosen k = {km['chosen_k']}, silhouette "
            f"{km['silhouette'][km['ks'].index(km['chosen_k'])]:.3f} ({km['chosen_by']})" + (f"; paper's k = 3 has silhouette {km['k3_silhouette']:.3f}"
                                              if "k3_silhouette" in km else "") + ".",

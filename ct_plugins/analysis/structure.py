@@ -24,10 +24,10 @@ class PCAResult:
     def cumulative(self) -> np.ndarray:
         return np.cumsum(self.explained_ratio)
 
-    def components_for(self, fraction: float) -> int:
-        """Fewest components explaining ``fraction`` of the variance (within the ones kept)."""
+    def components_for(self, fraction: float) -> int | None:
+        """Fewest components explaining ``fraction`` of the variance; None if the kept ones do not."""
         reached = np.nonzero(self.cumulative >= fraction - 1e-9)[0]
-        return int(reached[0] + 1) if reached.size else len(self.explained_ratio)
+        return int(reached[0] + 1) if reached.size else None
 
 
 @dataclass(frozen=True)
