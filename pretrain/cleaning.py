@@ -25,6 +25,7 @@ UNPARSABLE_STRUCTURE = "unparsable_structure"  # malformed CIF / POSCAR / jarvis
 UNPARSABLE_FORMULA = "unparsable_formula"
 UNKNOWN_ELEMENT = "unknown_element"  # outside H..Fm (Z 1..100), e.g. "D" or "X"
 EMPTY_STRUCTURE = "empty_structure"
+DUPLICATE_ID = "duplicate_id"  # a second record with an id already loaded (the first is kept)
 TOO_MANY_ATOMS = "too_many_atoms"  # more tokens than max_atoms
 EXCLUDED_FORMULA = "excluded_formula"  # a downstream task's formula (leakage guard)
 

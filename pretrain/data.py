@@ -10,19 +10,20 @@ This is also the element order of pymatgen's reduced formulas: Fe2O3 -> z = [26,
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import functools
 import gzip
 import json
 import logging
 import math
+import multiprocessing
 import os
 import re
 import zipfile
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -33,6 +34,7 @@ from ct_plugins.elements import MAX_Z, SYMBOLS, UnknownElementError, atomic_numb
 from ct_plugins.pretrain.cleaning import (
     DEFAULT_BOUNDS,
     DEFAULT_MAX_ATOMS,
+    DUPLICATE_ID,
     EXCLUDED_FORMULA,
     NONFINITE_TARGET,
     UNKNOWN_ELEMENT,
@@ -362,18 +364,39 @@ def _parse_one(item: tuple[str, str, str]) -> tuple[str, Any]:
 
 def parse_structures(
     items: Sequence[tuple[str, str, str]], *, workers: int | None = 1, progress: bool = True, desc: str = "parse"
-) -> Iterator[tuple[str, Any]]:
+) -> list[tuple[str, Any]]:
     """Parse (id, text, fmt) items, in ``workers`` processes (None: one per core).
 
-    Yields (id, (z, coords, lattice)) or (id, (reason, message)) in input order. One process is
-    the default: measured on the shared 2-core box, 2 processes were slower than 1.
+    Returns (id, (z, coords, lattice)) or (id, (reason, message)) in input order. Processes are
+    spawned (forking a process that already runs torch/OpenMP threads can deadlock), so a
+    calling script needs the usual ``if __name__ == "__main__":`` guard; if the pool breaks,
+    parsing falls back to this process. One process is the default: the load is cached anyway.
     """
     from tqdm.auto import tqdm
 
     workers = workers or os.cpu_count() or 1
-    with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
-        results = pool.map(_parse_one, items, chunksize=256) if pool else map(_parse_one, items)
-        yield from tqdm(results, total=len(items), desc=desc, disable=not progress, leave=False)
+    with tqdm(total=len(items), desc=desc, disable=not progress, leave=False) as bar:
+        if workers > 1:
+            try:
+                return _parse_in_processes(items, workers, bar)
+            except BrokenProcessPool as error:
+                log.warning("parallel parsing failed (%s); parsing in this process instead", error)
+                bar.reset()
+        results = []
+        for item in items:
+            results.append(_parse_one(item))
+            bar.update()
+        return results
+
+
+def _parse_in_processes(items: Sequence[tuple[str, str, str]], workers: int, bar) -> list[tuple[str, Any]]:
+    results = []
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=spawn) as pool:
+        for result in pool.map(_parse_one, items, chunksize=256):
+            results.append(result)
+            bar.update()
+    return results
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -406,7 +429,13 @@ def structure_samples(
     report = report if report is not None else CleaningReport()
 
     def build(events: CleaningReport) -> list[Sample]:
-        records = {str(r.get("id")): r for r in read_jsonl(path)}
+        records: dict[str, dict] = {}
+        for record in read_jsonl(path):
+            record_id = str(record.get("id"))
+            if record_id in records:  # keep the first; a silent overwrite would lose a record
+                events.add(source, DUPLICATE_ID, record_id)
+            else:
+                records[record_id] = record
         items = [(record_id, r.get(structure_field) or "", fmt) for record_id, r in records.items()]
         samples = []
         for record_id, result in parse_structures(items, workers=workers, progress=progress, desc=path.name):

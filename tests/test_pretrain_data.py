@@ -18,6 +18,7 @@ from pymatgen.core import Composition, Element
 
 from ct_plugins.pretrain import data as data_module
 from ct_plugins.pretrain.cleaning import (
+    DUPLICATE_ID,
     EXCLUDED_FORMULA,
     NONFINITE_TARGET,
     OUT_OF_BOUNDS,
@@ -193,9 +194,10 @@ def bad_copy_of_oqmd(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     broken_cif = {**records[23], "id": "bad-cif", "cif": records[23]["cif"][:300]}
     md_cif = re.sub(r"(?m)^  ([A-Z][a-z]?)  \1(\d+)", r"  Md  Md\2", records[24]["cif"], count=1)
     unknown = {**records[24], "id": "bad-element", "cif": md_cif}  # Md: Z 101, outside the vocabulary
-    path = write_jsonl_gz(tmp_path / "oqmd_bad.jsonl.gz", good + [nan_ef, outlier, unlabelled, broken_cif, unknown])
+    bad = [nan_ef, outlier, unlabelled, broken_cif, unknown, good[0]]
+    path = write_jsonl_gz(tmp_path / "oqmd_bad.jsonl.gz", good + bad)
     expected = {"bad-nan": NONFINITE_TARGET, "bad-outlier": OUT_OF_BOUNDS, "bad-unlabelled": UNLABELLED,
-                "bad-cif": UNPARSABLE_STRUCTURE, "bad-element": UNKNOWN_ELEMENT}
+                "bad-cif": UNPARSABLE_STRUCTURE, "bad-element": UNKNOWN_ELEMENT, good[0]["id"]: DUPLICATE_ID}
     return path, expected
 
 
@@ -211,16 +213,19 @@ def test_cleaning_report_counts_every_reason_and_never_crashes(tmp_path):
     ids = {s.id for s in kept}
     assert "bad-nan" in ids  # NaN Ef dropped, the real band gap kept
     assert next(s for s in kept if s.id == "bad-nan").targets.keys() == {"eg"}
-    assert not ids & (set(expected) - {"bad-nan"})
+    duplicate = next(i for i, reason in expected.items() if reason == DUPLICATE_ID)
+    assert not ids & (set(expected) - {"bad-nan", duplicate})
     assert report.kept_count == len(kept) == 21 and report.kept == {"oqmd": 21}
     assert "out_of_bounds_target 1" in report.summary()
     assert json.loads(json.dumps(report.to_dict()))["dropped_total"][UNPARSABLE_STRUCTURE] == 1
 
 
 def test_strict_mode_raises_with_the_record_id(tmp_path):
-    path, _ = bad_copy_of_oqmd(tmp_path)
-    with pytest.raises(RecordError, match="bad-cif"):
+    path, expected = bad_copy_of_oqmd(tmp_path)
+    with pytest.raises(RecordError) as error:
         structure_samples(path, OQMD_TARGETS, report=CleaningReport(strict=True), cache=False, **FAST)
+    assert expected[error.value.record_id] == error.value.reason
+    assert error.value.record_id in str(error.value)
 
 
 def test_clean_accepts_raw_records_and_limits_atoms():
@@ -386,3 +391,14 @@ def test_sample_is_immutable_and_record_errors_are_collected():
     assert sample_from_record({"id": "x", "poscar": "not a poscar"}, report=report) is None
     assert report.counts == {UNPARSABLE_STRUCTURE: 1}
     assert isinstance(sample, Sample)
+
+
+def test_parallel_parsing_gives_the_serial_result():
+    items = [(r["id"], r["cif"], "cif") for r in read_jsonl(CMR)[:12]] + [("broken", "data_x\n", "cif")]
+    serial = data_module.parse_structures(items, workers=1, progress=False)
+    parallel = data_module.parse_structures(items, workers=2, progress=False)
+    assert [i for i, _ in parallel] == [i for i, _ in serial] == [i for i, *_ in items]
+    assert parallel[-1][1][0] == serial[-1][1][0] == UNPARSABLE_STRUCTURE
+    for (_, a), (_, b) in zip(serial[:-1], parallel[:-1]):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
