@@ -204,14 +204,26 @@ def composition_samples(
     strict report); non-finite values are left out of the average and reported. Results are
     cached (see :mod:`ct_plugins.pretrain.sample_cache`).
     """
+    tables = [(Path(path), {name: "target"}) for name, path in (("ef", ef_csv), ("eg", eg_csv)) if path is not None]
+    return composition_table_samples(tables, source=source, report=report, cache=cache, progress=progress)
+
+
+def composition_table_samples(
+    tables: Sequence[tuple[Path, Mapping[str, str]]],
+    *,
+    source: str,
+    report: CleaningReport | None = None,
+    cache: bool = True,
+    progress: bool = True,
+) -> list[Sample]:
+    """Samples from CSV files with a ``formula`` column; ``tables`` pairs each file with a map
+    from our target names to its columns. Merged by reduced formula, polymorphs averaged."""
     report = report if report is not None else CleaningReport()
-    files = {"ef": ef_csv, "eg": eg_csv}
 
     def build(events: CleaningReport) -> list[Sample]:
         values: dict[Counts, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-        for name, path in files.items():
-            if path is not None:
-                _collect_csv_targets(Path(path), name, source, values, events, progress)
+        for path, columns in tables:
+            _collect_csv_targets(path, columns, source, values, events, progress)
         samples = []
         for counts, per_target in values.items():
             formula = _formula_of_counts(counts)
@@ -219,11 +231,11 @@ def composition_samples(
             samples.append(Sample(formula, source, formula, _tokens_of_counts(counts), None, None, targets))
         return samples
 
-    key = cache_key(files.values(), "compositions", source)
+    key = cache_key([path for path, _ in tables], "compositions", source, [sorted(c.items()) for _, c in tables])
     return cached_samples(key, build, report, enabled=cache)
 
 
-def _collect_csv_targets(path, name, source, values, report, progress) -> None:
+def _collect_csv_targets(path: Path, columns: Mapping[str, str], source, values, report, progress) -> None:
     from tqdm.auto import tqdm
 
     with _open_text(path) as handle:
@@ -238,13 +250,14 @@ def _collect_csv_targets(path, name, source, values, report, progress) -> None:
         except Exception as error:  # pymatgen raises several types for malformed formulas
             report.add(source, UNPARSABLE_FORMULA, record_id, f"{type(error).__name__}: {error}")
             continue
-        value = _as_float(row.get("target"))
-        if value is None:
-            report.add(source, UNLABELLED, record_id, name)
-        elif not math.isfinite(value):
-            report.add(source, NONFINITE_TARGET, record_id, f"{name}={value}")
-        else:
-            values[counts][name].append(value)
+        for name, column in columns.items():
+            value = _as_float(row.get(column))
+            if value is None:
+                report.add(source, UNLABELLED, record_id, name)
+            elif not math.isfinite(value):
+                report.add(source, NONFINITE_TARGET, record_id, f"{name}={value}")
+            else:
+                values[counts][name].append(value)
 
 
 def _as_float(value: Any) -> float | None:
@@ -566,7 +579,7 @@ def shared_data_dir() -> Path:
 class CorpusSpec:
     """Which sources make the pretraining corpus and how they are cleaned."""
 
-    sources: tuple[str, ...] = ("mp_compositions", "oqmd", "cmr")  # see SOURCES and ALIASES
+    sources: tuple[str, ...] = ("mp_compositions", "oqmd", "cmr")  # SOURCES, ALIASES or file paths
     data_dir: Path | None = None  # default: shared_data_dir()
     exclude: frozenset[str] = frozenset()  # downstream formulas to keep out (leakage guard)
     bounds: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_BOUNDS))
@@ -616,6 +629,27 @@ def _jarvis(dataset: str):
     return load
 
 
+def file_samples(path: Path, spec: CorpusSpec, report: CleaningReport) -> list[Sample]:
+    """A user's own corpus file; its source name is the file name without extensions.
+
+    ``.csv[.gz]``: a ``formula`` column plus target columns named like the targets (``ef``,
+    ``eg``): compositions. ``.jsonl[.gz]``: records with ``id``, ``cif`` and targets named
+    ``ef`` / ``eg`` or as in OQMD (``formation_energy_per_atom``, ``band_gap``): structures.
+    """
+    source = path.name.split(".")[0]
+    stem = path.name.removesuffix(".gz")
+    if stem.endswith(".csv"):
+        return composition_table_samples([(path, {t: t for t in spec.targets})], source=source, report=report,
+                                         cache=spec.cache, progress=spec.progress)
+    if stem.endswith(".jsonl"):
+        with _open_text(path) as handle:
+            first = json.loads(handle.readline() or "{}")
+        keys = {t: t if t in first else OQMD_TARGETS.get(t, t) for t in spec.targets}
+        return structure_samples(path, keys, source=source, report=report, cache=spec.cache,
+                                 workers=spec.workers, progress=spec.progress)
+    raise ValueError(f"{path}: corpus files must be .csv or .jsonl (optionally .gz)")
+
+
 SourceLoader = Callable[[CorpusSpec, Path, CleaningReport], list[Sample]]
 SOURCES: dict[str, SourceLoader] = {
     "mp_compositions": _mp_compositions,
@@ -631,15 +665,16 @@ def build_corpus(spec: CorpusSpec | None = None) -> tuple[list[Sample], Cleaning
     """Load, clean and leakage-filter the corpus; the report says what was dropped and why."""
     spec = spec or CorpusSpec()
     names = [ALIASES.get(s, s) for s in spec.sources]
-    unknown = [s for s in names if s not in SOURCES]
+    unknown = [s for s in names if s not in SOURCES and not Path(s).is_file()]
     if unknown:
-        raise ValueError(f"unknown corpus sources {unknown}; known: {', '.join([*SOURCES, *ALIASES])}")
-    offline = [s for s in names if not s.startswith("jarvis_")]
-    root = Path(spec.data_dir) if spec.data_dir else (shared_data_dir() if offline else Path("."))
+        raise ValueError(f"unknown corpus sources {unknown}; known: {', '.join([*SOURCES, *ALIASES])} "
+                         "or a .csv / .jsonl file")
+    shared = [s for s in names if s in SOURCES and not s.startswith("jarvis_")]
+    root = Path(spec.data_dir) if spec.data_dir else (shared_data_dir() if shared else Path("."))
     report = CleaningReport(strict=spec.strict)
     raw: list[Sample] = []
     for name in names:
-        raw += SOURCES[name](spec, root, report)
+        raw += SOURCES[name](spec, root, report) if name in SOURCES else file_samples(Path(name), spec, report)
     samples, report = clean(raw, spec.bounds, max_atoms=spec.max_atoms,
                             drop_sample_on_outlier=spec.drop_sample_on_outlier, report=report)
     if spec.exclude:

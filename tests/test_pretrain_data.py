@@ -305,6 +305,22 @@ def test_missing_data_fails_with_a_clear_message(tmp_path):
         build_corpus(CorpusSpec(sources=("nope",), data_dir=tmp_path))
 
 
+def test_user_files_as_corpus_sources(tmp_path):
+    ef, eg = read_csv_targets(MP_EF), read_csv_targets(MP_EG)
+    both = sorted(set(ef) & set(eg))[:5]
+    path = tmp_path / "mine.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["formula", "ef", "eg"])
+        writer.writeheader()
+        writer.writerows({"formula": f, "ef": ef[f][0], "eg": eg[f][0]} for f in both)
+    spec = CorpusSpec(sources=(str(path), str(OQMD)), progress=False)
+    corpus, report = build_corpus(spec)
+    assert report.kept == {"mine": 5, "oqmd_perovskites_sample": 120}
+    mine = {s.formula: s.targets for s in corpus if s.source == "mine"}
+    assert mine == {f: {"ef": ef[f][0], "eg": eg[f][0]} for f in both}
+    assert all(s.targets.keys() == {"ef", "eg"} for s in corpus)
+
+
 # ------------------------------------------------------------------ online jarvis path, official splits
 
 
