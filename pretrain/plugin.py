@@ -137,7 +137,12 @@ def load_samples(args: argparse.Namespace, targets: tuple[str, ...], seed: int) 
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
+    import os
+
     import torch
+
+    # spglib prints a line per failed exact-position search (harmless in the symmetry augmenter).
+    os.environ.setdefault("SPGLIB_WARNING", "OFF")
 
     from ct_plugins.pretrain.augment import Augmenter
     from ct_plugins.pretrain.train import Budget, pretrain
