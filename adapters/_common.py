@@ -45,13 +45,15 @@ class TableAdapter(Adapter):
         self.require()
         return self._patch(table, check_mode(mode), missing)
 
-    def _patch(self, table: EmbeddingTable, mode: Mode, missing: Missing) -> contextlib.AbstractContextManager:
+    def _patch(
+        self, table: EmbeddingTable, mode: Mode, missing: Missing
+    ) -> contextlib.AbstractContextManager:
         raise NotImplementedError
 
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """What a user wrote for the atom features: ``"ct"``, ``"ct-mt:trainable"``, ``"megnet16:std"``."""
+    """A user's atom-features text: ``"ct"``, ``"ct-mt:trainable"``, ``"megnet16:std"``."""
 
     table: str
     mode: Mode = "frozen"

@@ -37,6 +37,7 @@ from ct_plugins.registry import load_table
 from ct_plugins.tables import EmbeddingTable, Missing
 
 JARVIS_FEATURES = ("basic", "atomic_number", "cfid", "cgcnn")
+UPSTREAM_DEFAULT_CONFIG = "alignn/examples/sample_data/config_example.json"  # train_alignn's
 MODEL_MODULES = {  # class name -> module; only importable ones are patched
     "ALIGNNAtomWisePure": "alignn.models.alignn_atomwise_pure",
     "ALIGNNAtomWisePureSmooth": "alignn.models.alignn_atomwise_pure_smooth",
@@ -69,7 +70,9 @@ def feature_names(table: EmbeddingTable, mode: Mode, extra: Sequence[str] = ()) 
 
 
 @contextlib.contextmanager
-def _patched(table: EmbeddingTable, mode: Mode, missing: Missing, names: frozenset[str]) -> Iterator[None]:
+def _patched(
+    table: EmbeddingTable, mode: Mode, missing: Missing, names: frozenset[str]
+) -> Iterator[None]:
     import alignn.config
     import alignn.graphs
     import jarvis.core.specie
@@ -91,10 +94,12 @@ def _patched(table: EmbeddingTable, mode: Mode, missing: Missing, names: frozens
         stack.enter_context(swapped(alignn.graphs, "get_node_attributes", get_node_attributes))
         stack.enter_context(swapped(alignn.config, "TrainingConfig", config_cls))
         if "alignn.train_alignn" in sys.modules:
-            stack.enter_context(swapped(sys.modules["alignn.train_alignn"], "TrainingConfig", config_cls))
+            trainer_module = sys.modules["alignn.train_alignn"]
+            stack.enter_context(swapped(trainer_module, "TrainingConfig", config_cls))
         if mode == "trainable":
             for cls in _model_classes():
-                stack.enter_context(swapped(cls, "__init__", _trainable_init(cls, table, missing, width)))
+                init = _trainable_init(cls, table, missing, width)
+                stack.enter_context(swapped(cls, "__init__", init))
         yield
 
 
@@ -173,7 +178,7 @@ def run_from_command_line(argv: Sequence[str], atom_features: str | None, mode: 
     name there runs upstream unpatched. With it, a copy of the config carrying that name is used.
     """
     argv = list(argv)
-    config_path = Path(_option(argv, "--config_name") or "alignn/examples/sample_data/config_example.json")
+    config_path = Path(_option(argv, "--config_name") or UPSTREAM_DEFAULT_CONFIG)
     config = json.loads(config_path.read_text())
     text = atom_features or config.get("atom_features", "cgcnn")
     if text in JARVIS_FEATURES:
@@ -215,8 +220,10 @@ def _option(argv: list[str], name: str) -> str | None:
 
 
 def _with_option(argv: list[str], name: str, value: str) -> list[str]:
-    out = [a for i, a in enumerate(argv) if not (a.startswith(name + "=") or a == name
-                                                  or (i > 0 and argv[i - 1] == name))]
+    def ours(i: int, arg: str) -> bool:
+        return arg == name or arg.startswith(name + "=") or (i > 0 and argv[i - 1] == name)
+
+    out = [a for i, a in enumerate(argv) if not ours(i, a)]
     return [*out, name, value]
 
 
@@ -246,7 +253,8 @@ def train_split(splits: dict, table: EmbeddingTable, cfg, out: Path) -> dict:
     if code:
         raise RuntimeError(f"train_alignn exited with status {code}")
     results = out / "alignn"
-    return {"val_mae": _val_mae(results), "test_mae": _csv_mae(results / "prediction_results_test_set.csv"),
+    test_csv = results / "prediction_results_test_set.csv"
+    return {"val_mae": _val_mae(results), "test_mae": _csv_mae(test_csv),
             "batch_size_used": config["batch_size"], "output_dir": str(results)}
 
 

@@ -36,7 +36,9 @@ class CGCNNAdapter(TableAdapter):
     supported = ">=0.6,<0.7"
     summary = "CGCNN (cgcnn2): table rows as atom_init features; trainable rows via an embedding"
 
-    def _patch(self, table: EmbeddingTable, mode: Mode, missing: Missing) -> contextlib.AbstractContextManager:
+    def _patch(
+        self, table: EmbeddingTable, mode: Mode, missing: Missing
+    ) -> contextlib.AbstractContextManager:
         return _patched(table, mode, missing)
 
 
@@ -180,7 +182,7 @@ def checkpoint_mae(
 
 
 def train_split(splits: dict, table: EmbeddingTable, cfg, out: Path) -> dict:
-    """``ct train cgcnn``: write the split folders, run ``cgcnn-tr`` in ``out``, score the best model."""
+    """``ct train cgcnn``: write split folders, run ``cgcnn-tr`` in ``out``, score the best model."""
     folders = {name: write_dataset(out / "data" / name, recs, table) for name, recs in splits.items()}
     argv = [
         "-trs", str(folders["train"]), "-vs", str(folders["val"]), "-ts", str(folders["test"]),

@@ -76,7 +76,8 @@ def _load_jsonl(path: Path, target: str) -> Loaded:
                 continue
             if "cif" not in raw:
                 raise DataError(f"{where}: no 'cif' field")
-            records.append(Record(rid, parse_structure(raw["cif"], "cif", where), _number(raw[target], where)))
+            structure = parse_structure(raw["cif"], "cif", where)
+            records.append(Record(rid, structure, _number(raw[target], where)))
     return _nonempty(Loaded(records, unlabelled), path)
 
 
@@ -172,7 +173,8 @@ def split_records(
     n_val, n_test = (max(1, round(f * n)) for f in fractions)
     order = np.random.default_rng(seed).permutation(n)
     picked = [records[i] for i in order]
-    return {"test": picked[:n_test], "val": picked[n_test:n_test + n_val], "train": picked[n_test + n_val:]}
+    test, val, train = picked[:n_test], picked[n_test:n_test + n_val], picked[n_test + n_val:]
+    return {"train": train, "val": val, "test": test}
 
 
 def _split_from_file(records: list[Record], path: Path) -> dict[str, list[Record]]:

@@ -26,7 +26,9 @@ def atom_embedding(
     return provided if provided is not None else default_embedding(resolved, names, trainable, policy)
 
 
-def default_embedding(table: EmbeddingTable, elements: list[str] | None, trainable: bool, missing: Missing):
+def default_embedding(
+    table: EmbeddingTable, elements: list[str] | None, trainable: bool, missing: Missing
+):
     import torch
 
     rows = table.by_atomic_number(missing) if elements is None else table.rows(elements, missing)

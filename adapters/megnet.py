@@ -33,7 +33,9 @@ class MEGNetAdapter(TableAdapter):
     supported = ">=4.1,<4.2"
     summary = "MatGL MEGNet: node nn.Embedding initialised from the table (frozen or trainable)"
 
-    def _patch(self, table: EmbeddingTable, mode: Mode, missing: Missing) -> contextlib.AbstractContextManager:
+    def _patch(
+        self, table: EmbeddingTable, mode: Mode, missing: Missing
+    ) -> contextlib.AbstractContextManager:
         return _patched(table, mode, missing)
 
 

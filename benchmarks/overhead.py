@@ -6,9 +6,10 @@ For each upstream the same real batches (OQMD perovskites from tests/data) and t
 sizes are timed as forward + backward + optimizer step. "default" is plain upstream; the plugin
 rows use the adapter with the *same* table as upstream's default where one exists (cgcnn92 for
 CGCNN and ALIGNN, a 16-d table for MEGNet's 16-d embedding), so the ratio isolates the plugin's
-own cost (CPU time per step, one torch thread); a CT table row (different width) is added when one is installed. Rounds alternate
-default/plugin to share machine-load drift; reported are the median per-step times and the
-median (and range) of the per-round paired ratios plugin/default.
+own cost (CPU time per step, one torch thread); a CT table row (different width) is added
+when one is installed. Rounds alternate default/plugin to share machine-load drift; reported
+are the median per-step times and the median (and range) of the per-round paired ratios
+plugin/default.
 Writes benchmarks/results/overhead.json. One run, one thread, CPU.
 """
 
@@ -157,7 +158,9 @@ SETUPS = {"cgcnn": (cgcnn_setup, "cgcnn92"), "megnet": (megnet_setup, "megnet16"
           "alignn": (alignn_setup, "cgcnn92")}
 
 
-def measure(upstream: str, ct_table: str | None, rounds: int, n: int, batch_size: int, tmp: Path) -> dict:
+def measure(
+    upstream: str, ct_table: str | None, rounds: int, n: int, batch_size: int, tmp: Path
+) -> dict:
     setup, same_table = SETUPS[upstream]
     records = _records(n)
     variants = {"default": (None, "frozen"), f"{same_table}:frozen": (same_table, "frozen"),
@@ -191,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     from ct_plugins.registry import load_table
     from ct_plugins.tables import TableError
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ct-table", default="ct-mt")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--n", type=int, default=64, help="structures (real OQMD perovskites)")

@@ -37,3 +37,15 @@ def test_help_is_available(command):
     assert "usage: ct " + command in out
     if command != "demo":
         assert "--atom-features" in out
+
+
+@pytest.mark.parametrize("name", ["alignn", "megnet", "cgcnn"])
+def test_unsupported_upstream_version_fails_before_patching(monkeypatch, name):
+    from ct_plugins.adapter import UnsupportedUpstreamError
+    from ct_plugins.plugins import get_adapter
+    from ct_plugins.registry import load_table
+
+    adapter = get_adapter(name)
+    monkeypatch.setattr(type(adapter), "installed_version", lambda self: "0.0.1")
+    with pytest.raises(UnsupportedUpstreamError, match="outside the supported range"):
+        adapter.patch(load_table("megnet16"), "frozen")
