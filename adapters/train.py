@@ -28,6 +28,7 @@ class TrainConfig:
     batch_size: int = 32
     lr: float | None = None  # None: the upstream trainer's own default
     missing: Missing = "error"
+    max_abs_target: float | None = None  # drop (and count) outliers beyond this
     threads: int = 1
     small: bool = False  # tiny model sizes, for tests and smoke runs
     extra: dict = field(default_factory=dict)
@@ -48,8 +49,9 @@ def run(cfg: TrainConfig) -> dict:
     started = time.perf_counter()
     table = load_table(cfg.atom_features)
     loaded = load_records(cfg.data, cfg.target)
-    check_coverage(loaded.records, table, cfg.missing)
-    splits = split_records(loaded.records, cfg.seed, cfg.split_file)
+    records, outliers = drop_outliers(loaded.records, cfg.max_abs_target)
+    check_coverage(records, table, cfg.missing)
+    splits = split_records(records, cfg.seed, cfg.split_file)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     backend = importlib.import_module(f"ct_plugins.adapters.{cfg.upstream}")
@@ -63,6 +65,7 @@ def run(cfg: TrainConfig) -> dict:
         "n_val": len(splits["val"]),
         "n_test": len(splits["test"]),
         "skipped_unlabelled": len(loaded.skipped_unlabelled),
+        "dropped_outliers": outliers,
         "atom_features": cfg.atom_features,
         "table": table.name,
         "table_dim": table.dim,
@@ -74,6 +77,18 @@ def run(cfg: TrainConfig) -> dict:
     }
     _atomic_write_bytes(out / "metrics.json", json.dumps(metrics, indent=2).encode())
     return metrics
+
+
+def drop_outliers(records: list, limit: float | None) -> tuple[list, list[str]]:
+    """Records with |target| <= limit, and the ids of those dropped (reported, never silent)."""
+    if limit is None:
+        return records, []
+    kept = [r for r in records if abs(r.target) <= limit]
+    dropped = [r.id for r in records if abs(r.target) > limit]
+    if dropped:
+        print(f"ct train: dropped {len(dropped)} record(s) with |target| > {limit}: "
+              f"{', '.join(dropped[:5])}{' ...' if len(dropped) > 5 else ''}")
+    return kept, dropped
 
 
 def add_train_parser(subparsers) -> None:
@@ -99,6 +114,9 @@ def add_train_parser(subparsers) -> None:
     parser.add_argument("--split-file", help='JSON {"train": [ids], "val": [...], "test": [...]}')
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, help="learning rate (default: the upstream's)")
+    parser.add_argument("--max-abs-target", type=float, default=None,
+                        help="drop records with |target| above this and report how many "
+                        "(the full OQMD set has real outliers up to 25 eV/atom)")
     parser.add_argument("--missing", choices=("error", "mean", "zero"), default="error",
                         help="elements the table lacks: fail (default) or fill with mean/zero rows")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -114,6 +132,7 @@ def _cmd_train(args) -> int:
         atom_features=args.atom_features, mode=args.mode, epochs=args.epochs, seed=args.seed,
         out=args.out, split_file=args.split_file, batch_size=args.batch_size, lr=args.lr,
         missing=args.missing, threads=args.threads, small=args.small,
+        max_abs_target=args.max_abs_target,
     )
     try:
         metrics = run(cfg)

@@ -49,3 +49,42 @@ def test_unsupported_upstream_version_fails_before_patching(monkeypatch, name):
     monkeypatch.setattr(type(adapter), "installed_version", lambda self: "0.0.1")
     with pytest.raises(UnsupportedUpstreamError, match="outside the supported range"):
         adapter.patch(load_table("megnet16"), "frozen")
+
+
+def test_ct_names_work_once_a_ct_table_is_installed(tmp_path, ct_home):
+    """A table named like the CT ones (here megnet16 imported as 'ct-mt') is used by name."""
+    run_ct("tables", "import", str(_megnet16_file(tmp_path)), "--name", "ct-mt",
+           env={"CT_PLUGINS_HOME": str(ct_home)})
+    data = write_jsonl(tmp_path / "d.jsonl", oqmd_records(20))
+    result = run_ct("train", "cgcnn", "--data", str(data), "--target", "formation_energy_per_atom",
+                    "--atom-features", "ct-mt", "--mode", "trainable", "--epochs", "1",
+                    "--small", "--out", str(tmp_path / "o"), env={"CT_PLUGINS_HOME": str(ct_home)})
+    assert "cgcnn ct-mt (trainable)" in result.stdout
+
+
+def _megnet16_file(tmp_path):
+    from ct_plugins.registry import load_table
+
+    return load_table("megnet16").save(tmp_path / "m16.safetensors")
+
+
+def test_split_file_and_outlier_filter(tmp_path):
+    import json
+
+    from ct_plugins.adapters.data import DataError, load_records, split_records
+    from ct_plugins.adapters.train import drop_outliers
+
+    records = load_records(write_jsonl(tmp_path / "d.jsonl", oqmd_records(10)),
+                           "formation_energy_per_atom").records
+    ids = [r.id for r in records]
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": ids[:6], "val": ids[6:8], "test": ids[8:]}))
+    parts = split_records(records, seed=0, split_file=split)
+    assert [r.id for r in parts["test"]] == ids[8:]
+    split.write_text(json.dumps({"train": ["nope"], "val": ids[6:8], "test": ids[8:]}))
+    with pytest.raises(DataError, match="nope"):
+        split_records(records, seed=0, split_file=split)
+    seeded = [split_records(records, seed=s)["test"] for s in (0, 0, 1)]
+    assert seeded[0] == seeded[1] and seeded[0] != seeded[2]
+    kept, dropped = drop_outliers(records, 1.0)
+    assert len(kept) + len(dropped) == 10 and all(abs(r.target) <= 1.0 for r in kept)
