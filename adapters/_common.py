@@ -45,10 +45,9 @@ class TableAdapter(Adapter):
         self.require()
         return self._patch(table, check_mode(mode), missing)
 
-    def _patch(
-        self, table: EmbeddingTable, mode: Mode, missing: Missing
-    ) -> contextlib.AbstractContextManager:
-        raise NotImplementedError
+    @staticmethod
+    def _patch(table: EmbeddingTable, mode: Mode, missing: Missing) -> contextlib.AbstractContextManager:
+        raise NotImplementedError  # a staticmethod context manager in each adapter
 
 
 @dataclass(frozen=True)
@@ -73,6 +72,15 @@ def check_mode(mode: str) -> Mode:
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     return mode  # type: ignore[return-value]
+
+
+def covered_elements(table: EmbeddingTable, missing: Missing) -> list[str]:
+    """Elements that get a row: the table's own, or every element when gaps are filled."""
+    if missing == "error":
+        return list(table.elements)
+    from ct_plugins.elements import SYMBOLS
+
+    return list(SYMBOLS)
 
 
 def onehot_rows(n: int) -> np.ndarray:

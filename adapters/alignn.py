@@ -32,7 +32,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ct_plugins.adapter import Adapter, Mode
-from ct_plugins.adapters._common import FeatureSpec, check_mode, init_then, onehot_rows, swapped
+from ct_plugins.adapters._common import (
+    FeatureSpec, check_mode, covered_elements, init_then, onehot_rows, swapped,
+)
 from ct_plugins.registry import load_table
 from ct_plugins.tables import EmbeddingTable, Missing
 
@@ -105,9 +107,7 @@ def _patched(
 
 def _vectors(table: EmbeddingTable, mode: Mode, missing: Missing) -> dict:
     """symbol -> feature vector served to the graph builders (rows, or one-hot codes)."""
-    from ct_plugins.elements import SYMBOLS
-
-    symbols = list(table.elements) if missing == "error" else list(SYMBOLS)
+    symbols = covered_elements(table, missing)
     values = table.rows(symbols, missing) if mode == "frozen" else onehot_rows(len(symbols))
     return {s: v.astype("float64") for s, v in zip(symbols, values)}
 
@@ -146,10 +146,7 @@ def _model_classes() -> list[type]:
 
 
 def _trainable_init(cls: type, table: EmbeddingTable, missing: Missing, width: int):
-    from ct_plugins.elements import SYMBOLS
-
-    symbols = list(table.elements) if missing == "error" else list(SYMBOLS)
-    rows = table.rows(symbols, missing)
+    rows = table.rows(covered_elements(table, missing), missing)
 
     def after(model, *args, **kwargs) -> None:
         if model.config.atom_input_features != width:

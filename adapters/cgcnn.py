@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from ct_plugins.adapter import Mode
-from ct_plugins.adapters._common import FeatureSpec, TableAdapter, init_then, onehot_rows, swapped
+from ct_plugins.adapters._common import (
+    FeatureSpec, TableAdapter, covered_elements, init_then, onehot_rows, swapped,
+)
 from ct_plugins.elements import atomic_number, symbol
 from ct_plugins.registry import load_table
 from ct_plugins.tables import ElementNotInTableError, EmbeddingTable, Missing
@@ -36,36 +38,23 @@ class CGCNNAdapter(TableAdapter):
     supported = ">=0.6,<0.7"
     summary = "CGCNN (cgcnn2): table rows as atom_init features; trainable rows via an embedding"
 
-    def _patch(
-        self, table: EmbeddingTable, mode: Mode, missing: Missing
-    ) -> contextlib.AbstractContextManager:
-        return _patched(table, mode, missing)
+    @staticmethod
+    @contextlib.contextmanager
+    def _patch(table: EmbeddingTable, mode: Mode, missing: Missing) -> Iterator[None]:
+        import cgcnn2.data
+        import cgcnn2.model
 
-
-@contextlib.contextmanager
-def _patched(table: EmbeddingTable, mode: Mode, missing: Missing) -> Iterator[None]:
-    import cgcnn2.data
-    import cgcnn2.model
-
-    elements = _covered_elements(table, missing)
-    rows = table.rows(elements, missing=missing)
-    served = rows if mode == "frozen" else onehot_rows(len(elements))
-    initializer = _initializer_class(cgcnn2.data.AtomCustomJSONInitializer, table, elements, served)
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(swapped(cgcnn2.data, "AtomCustomJSONInitializer", initializer))
-        if mode == "trainable":
-            model_cls = cgcnn2.model.CrystalGraphConvNet
-            init = _trainable_init(model_cls.__init__, rows)
-            stack.enter_context(swapped(model_cls, "__init__", init))
-        yield
-
-
-def _covered_elements(table: EmbeddingTable, missing: Missing) -> list[str]:
-    if missing == "error":
-        return list(table.elements)
-    from ct_plugins.elements import SYMBOLS
-
-    return list(SYMBOLS)  # every element gets a row (mean or zero fill for the table's gaps)
+        elements = covered_elements(table, missing)
+        rows = table.rows(elements, missing=missing)
+        served = rows if mode == "frozen" else onehot_rows(len(elements))
+        initializer = _initializer_class(cgcnn2.data.AtomCustomJSONInitializer, table, elements, served)
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(swapped(cgcnn2.data, "AtomCustomJSONInitializer", initializer))
+            if mode == "trainable":
+                model_cls = cgcnn2.model.CrystalGraphConvNet
+                init = _trainable_init(vars(model_cls)["__init__"], rows)
+                stack.enter_context(swapped(model_cls, "__init__", init))
+            yield
 
 
 def _initializer_class(base: type, table: EmbeddingTable, elements: Sequence[str], served: np.ndarray):

@@ -33,21 +33,16 @@ class MEGNetAdapter(TableAdapter):
     supported = ">=4.1,<4.2"
     summary = "MatGL MEGNet: node nn.Embedding initialised from the table (frozen or trainable)"
 
-    def _patch(
-        self, table: EmbeddingTable, mode: Mode, missing: Missing
-    ) -> contextlib.AbstractContextManager:
-        return _patched(table, mode, missing)
+    @staticmethod
+    @contextlib.contextmanager
+    def _patch(table: EmbeddingTable, mode: Mode, missing: Missing) -> Iterator[None]:
+        from matgl.models import MEGNet
 
+        def after(model, *args, **kwargs) -> None:
+            load_rows(model, table, mode, missing)
 
-@contextlib.contextmanager
-def _patched(table: EmbeddingTable, mode: Mode, missing: Missing) -> Iterator[None]:
-    from matgl.models import MEGNet
-
-    def after(model, *args, **kwargs) -> None:
-        load_rows(model, table, mode, missing)
-
-    with swapped(MEGNet, "__init__", init_then(vars(MEGNet)["__init__"], after)):
-        yield
+        with swapped(MEGNet, "__init__", init_then(vars(MEGNet)["__init__"], after)):
+            yield
 
 
 def load_rows(model, table: EmbeddingTable, mode: Mode, missing: Missing = "error") -> None:
