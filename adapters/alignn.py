@@ -23,6 +23,7 @@ does so (the pure-torch loader does not); trainable codes survive that (argmax).
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import json
 import runpy
@@ -82,7 +83,8 @@ def _patched(
     original = jarvis.core.specie.get_node_attributes
     vectors = _vectors(table, mode, missing)
 
-    def get_node_attributes(species: str, atom_features: str = "cgcnn"):
+    @functools.wraps(original)  # same name, docstring and default (``"atomic_number"``)
+    def get_node_attributes(species: str, atom_features: str = "atomic_number"):
         if atom_features not in names:
             return original(species, atom_features=atom_features)
         if species not in vectors:

@@ -66,6 +66,7 @@ def test_patch_restores_upstream_bit_for_bit(atoms, table, mode):
         # jarvis names keep working inside the patch
         assert np.array_equal(alignn.graphs.get_node_attributes("Si", atom_features="cgcnn"),
                               before_names[0]("Si", atom_features="cgcnn"))
+        assert np.array_equal(alignn.graphs.get_node_attributes("Si"), before_names[0]("Si"))
     assert _upstream_names() == before_names
     assert torch.equal(_forward(_model(92), atoms, "cgcnn").detach(), before)
 
