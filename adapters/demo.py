@@ -38,7 +38,7 @@ def add_demo_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--table", default="ct-mt", help="the table to compare (default ct-mt)")
     parser.add_argument("--baseline", default="cgcnn92", help="CGCNN's default atom_init.json")
     parser.add_argument("--mode", choices=("frozen", "trainable"), default="frozen")
-    parser.add_argument("--out", default="ct_demo_out")
+    parser.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     parser.set_defaults(func=run_demo)
 
 
