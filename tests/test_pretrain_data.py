@@ -418,3 +418,17 @@ def test_parallel_parsing_gives_the_serial_result():
     for (_, a), (_, b) in zip(serial[:-1], parallel[:-1]):
         for x, y in zip(a, b):
             np.testing.assert_array_equal(x, y)
+
+
+@needs_shared
+@pytest.mark.slow
+def test_full_shared_corpus_cleaning_report():
+    """The whole default corpus (about a minute uncached): every record is kept or explained."""
+    corpus, report = build_corpus(CorpusSpec(progress=False))
+    read = {"oqmd": len(read_jsonl(SHARED_DATA / "perovskites" / "oqmd_perovskites.jsonl.gz")),
+            "cmr": len(read_jsonl(SHARED_DATA / "perovskites" / "cmr_perovskites.jsonl.gz"))}
+    for source, count in read.items():
+        assert report.kept[source] + sum(report.events[source].values()) == count
+    assert report.events["oqmd"][OUT_OF_BOUNDS] >= 1  # the 25.4 eV/atom record
+    assert all(s.n_atoms <= 64 for s in corpus) and report.kept_count == len(corpus)
+    assert all(-10 <= s.targets.get("ef", 0) <= 5 and 0 <= s.targets.get("eg", 0) <= 20 for s in corpus)
