@@ -15,9 +15,10 @@ jarvis names and ``model.atom_input_features`` is a separate config value. Insid
   ``atom_embedding`` MLP. That wrapper is the least invasive trainable form: the model's first
   layer keeps its upstream type and size (table dim → hidden), only its input changes.
 
-``train_alignn`` standardises atom features unless they are ``"cgcnn"``: with a table name
-the frozen rows are therefore z-scored per dimension over the training atoms where the loader
-does so (the pure-torch loader does not); trainable codes survive that (argmax).
+``train_alignn`` asks for standardised atom features unless they are ``"cgcnn"``, but in
+alignn 2026.8.11 ``get_train_val_loaders`` ignores that flag (the standardiser call is commented
+out), so table rows reach the model unchanged; use ``NAME:std`` for z-scored rows. Trainable
+codes would survive a standardisation anyway (argmax).
 """
 
 from __future__ import annotations
