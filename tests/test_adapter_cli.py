@@ -88,3 +88,19 @@ def test_split_file_and_outlier_filter(tmp_path):
     assert seeded[0] == seeded[1] and seeded[0] != seeded[2]
     kept, dropped = drop_outliers(records, 1.0)
     assert len(kept) + len(dropped) == 10 and all(abs(r.target) <= 1.0 for r in kept)
+
+
+def test_upstream_folder_layout_and_a_broken_poscar(tmp_path):
+    import shutil
+
+    from adapter_fixtures import DATA
+
+    from ct_plugins.adapters.data import DataError, load_records
+
+    loaded = load_records(DATA / "jarvis_sample", "ignored")
+    assert len(loaded.records) == 50 and loaded.records[0].id.startswith("POSCAR-JVASP-")
+    folder = tmp_path / "f"
+    shutil.copytree(DATA / "jarvis_sample", folder)
+    (folder / "POSCAR-JVASP-10.vasp").write_text("not a poscar\n1.0\n")
+    with pytest.raises(DataError, match="POSCAR-JVASP-10.vasp.*malformed POSCAR"):
+        load_records(folder, "ignored")
