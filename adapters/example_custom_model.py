@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch_geometric.data import Data
 from torch_geometric.nn import GCNConv, global_mean_pool
@@ -30,7 +31,7 @@ def to_graph(structure, target: float, cutoff: float = 4.0) -> Data:
     src, dst, _, _ = structure.get_neighbor_list(cutoff)
     return Data(
         z=torch.tensor(structure.atomic_numbers, dtype=torch.long),
-        edge_index=torch.tensor([src, dst], dtype=torch.long),
+        edge_index=torch.as_tensor(np.stack([src, dst]), dtype=torch.long),
         y=torch.tensor([target], dtype=torch.float32),
         num_nodes=len(structure),
     )
