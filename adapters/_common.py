@@ -36,6 +36,20 @@ def swapped(owner: Any, name: str, value: Any) -> Iterator[Any]:
             setattr(owner, name, previous)
 
 
+def patch_or_upstream(
+    adapter: Adapter, table: EmbeddingTable | None, mode: Mode, missing: Missing, **options: Any
+) -> contextlib.AbstractContextManager:
+    """The adapter's patch, or nothing at all for ``table=None``: the upstream's own features.
+
+    Benchmarks compare against the untouched upstream through the same code path, so the
+    baseline and the table variants differ only in the patch.
+    """
+    if table is None:
+        adapter.require()
+        return contextlib.nullcontext()
+    return adapter.patch(table, mode, missing, **options)
+
+
 class TableAdapter(Adapter):
     """An adapter whose ``patch`` checks the upstream version and the mode, then delegates."""
 

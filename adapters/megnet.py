@@ -23,7 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ct_plugins.adapter import Mode
-from ct_plugins.adapters._common import TableAdapter, element_rows, init_then, swapped
+from ct_plugins.adapters._common import (
+    TableAdapter, element_rows, init_then, patch_or_upstream, swapped,
+)
 from ct_plugins.tables import EmbeddingTable, Missing
 
 
@@ -57,7 +59,7 @@ def load_rows(model, table: EmbeddingTable, mode: Mode, missing: Missing = "erro
 
 
 # --- ct train megnet -------------------------------------------------------------------------
-def train_split(splits: dict, table: EmbeddingTable, cfg, out: Path) -> dict:
+def train_split(splits: dict, table: EmbeddingTable | None, cfg, out: Path) -> dict:
     """The documented matgl path: Structure2Graph → MGLDataset → MGLDataLoader → MEGNet →
     ModelLightningModule → lightning.Trainer, with the patch active while the model is built."""
     import lightning as pl
@@ -83,9 +85,9 @@ def train_split(splits: dict, table: EmbeddingTable, cfg, out: Path) -> dict:
         collate_fn=collate_fn_graph, batch_size=cfg.batch_size, num_workers=0,
         generator=torch.Generator().manual_seed(cfg.seed),
     )
-    with ADAPTER.patch(table, cfg.mode, cfg.missing):
-        model = MEGNet(element_types=elements, dim_node_embedding=table.dim, cutoff=4.0,
-                       **(SMALL if cfg.small else {}))
+    width = {} if table is None else {"dim_node_embedding": table.dim}  # None: upstream's 16
+    with patch_or_upstream(ADAPTER, table, cfg.mode, cfg.missing):
+        model = MEGNet(element_types=elements, cutoff=4.0, **width, **(SMALL if cfg.small else {}))
     targets = np.array([r.target for r in splits["train"]])
     module = ModelLightningModule(model=model, lr=cfg.lr or 1e-3, data_mean=float(targets.mean()),
                                   data_std=float(targets.std() or 1.0))

@@ -12,6 +12,7 @@ from ct_plugins.adapter import MODES, Mode
 from ct_plugins.tables import Missing, _atomic_write_bytes
 
 UPSTREAMS = ("alignn", "megnet", "cgcnn")
+UPSTREAM_DEFAULT = "default"  # --atom-features default: the upstream's own features, no patch
 
 
 @dataclass
@@ -47,10 +48,11 @@ def run(cfg: TrainConfig) -> dict:
         raise ValueError(f"unknown mode {cfg.mode!r}; choose one of {', '.join(MODES)}")
     torch.set_num_threads(cfg.threads)
     started = time.perf_counter()
-    table = load_table(cfg.atom_features)
+    table = None if cfg.atom_features == UPSTREAM_DEFAULT else load_table(cfg.atom_features)
     loaded = load_records(cfg.data, cfg.target)
     records, outliers = drop_outliers(loaded.records, cfg.max_abs_target)
-    check_coverage(records, table, cfg.missing)
+    if table is not None:
+        check_coverage(records, table, cfg.missing)
     splits = split_records(records, cfg.seed, cfg.split_file)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -67,9 +69,9 @@ def run(cfg: TrainConfig) -> dict:
         "skipped_unlabelled": len(loaded.skipped_unlabelled),
         "dropped_outliers": outliers,
         "atom_features": cfg.atom_features,
-        "table": table.name,
-        "table_dim": table.dim,
-        "table_sha256": table.sha256(),
+        "table": table.name if table else UPSTREAM_DEFAULT,
+        "table_dim": table.dim if table else None,
+        "table_sha256": table.sha256() if table else None,
         "mode": cfg.mode,
         "seed": cfg.seed,
         "wall_s": round(time.perf_counter() - started, 2),
@@ -104,7 +106,8 @@ def add_train_parser(subparsers) -> None:
     parser.add_argument("--target", default="target",
                         help="target field of the jsonl records (ignored for folders)")
     parser.add_argument("--atom-features", default="ct",
-                        help="table name or file (see `ct tables list`), e.g. ct, ct-mt, cgcnn92")
+                        help="table name or file (see `ct tables list`), e.g. ct, ct-mt, "
+                        "cgcnn92; `default` runs the upstream with its own features (no patch)")
     parser.add_argument("--mode", choices=MODES, default="frozen",
                         help="frozen: table rows are fixed features; trainable: rows are a "
                         "parameter initialised from the table (default: frozen)")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ct_plugins.adapters.train import UPSTREAM_DEFAULT  # the upstream's own features
+
 PEERS = ("megnet16", "mat2vec", "skipatom", "magpie", "oliynyk", "random200")
-UPSTREAM_DEFAULT = "default"  # the upstream's own node features, no table patched in
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Experiment:
     def baseline(self, upstream: str) -> Variant | None:
         """The variant every other variant of the same upstream is compared with."""
         return next((v for v in self.variants if v.upstream == upstream
-                     and v.table in (UPSTREAM_DEFAULT, "cgcnn92")), None)
+                     and v.table == UPSTREAM_DEFAULT), None)
 
 
 def _paper(ef: float, eg: float) -> dict[str, float]:
@@ -44,12 +45,12 @@ EXPERIMENTS = {
         "table2", "Table 2: front-end embeddings into CGCNN, MEGNet and ALIGNN back-ends",
         ("oqmd-ef", "oqmd-eg"),
         (
-            Variant("CGCNN default (92-d, method C)", "cgcnn", "cgcnn92", paper=_paper(0.083, 0.384)),
+            Variant("CGCNN default (92-d, method C)", "cgcnn", UPSTREAM_DEFAULT, paper=_paper(0.083, 0.384)),
             Variant("CT-CGCNN (ct-mt, method A)", "cgcnn", "ct-mt", paper=_paper(0.071, 0.359)),
             *_cgcnn_peers(),
             Variant("MEGNet default", "megnet", UPSTREAM_DEFAULT, paper=_paper(0.051, 0.324)),
             Variant("CT-MEGNet (ct-mt)", "megnet", "ct-mt", paper=_paper(0.049, 0.304)),
-            Variant("ALIGNN default (cgcnn features)", "alignn", "cgcnn92", paper=_paper(0.022, 0.276)),
+            Variant("ALIGNN default (cgcnn features)", "alignn", UPSTREAM_DEFAULT, paper=_paper(0.022, 0.276)),
             Variant("CT-ALIGNN (ct-mt)", "alignn", "ct-mt", paper=_paper(0.018, 0.256)),
         ),
         "Paper: MP 2018.6.1 (60000/5000/4239). Here: OQMD perovskites stand in for MP (no MP "
@@ -60,7 +61,7 @@ EXPERIMENTS = {
         "table3", "Table 3: CT pretrained on Ef, Eg or both, used downstream for Ef and Eg (CGCNN)",
         ("oqmd-ef", "oqmd-eg"),
         (
-            Variant("CGCNN default", "cgcnn", "cgcnn92", paper=_paper(0.083, 0.384)),
+            Variant("CGCNN default", "cgcnn", UPSTREAM_DEFAULT, paper=_paper(0.083, 0.384)),
             Variant("CT pretrained on Ef", "cgcnn", "ct-ef"),
             Variant("CT pretrained on Eg", "cgcnn", "ct-eg"),
             Variant("CT multitask Ef+Eg", "cgcnn", "ct-mt", paper=_paper(0.068, 0.357)),
@@ -71,7 +72,7 @@ EXPERIMENTS = {
         "table4", "Table 4: trainable vs frozen CT embeddings (CGCNN)",
         ("oqmd-ef", "oqmd-eg"),
         (
-            Variant("CGCNN default", "cgcnn", "cgcnn92", paper=_paper(0.083, 0.384)),
+            Variant("CGCNN default", "cgcnn", UPSTREAM_DEFAULT, paper=_paper(0.083, 0.384)),
             Variant("CT frozen", "cgcnn", "ct-mt", "frozen", paper=_paper(0.073, 0.376)),
             Variant("CT trainable", "cgcnn", "ct-mt", "trainable", paper=_paper(0.071, 0.359)),
         ),
@@ -82,7 +83,7 @@ EXPERIMENTS = {
         "table5", "Table 5 / transfer: CT pretrained on other databases, fine-tuned on CMR (CGCNN)",
         ("cmr-ef", "cmr-eg"),
         (
-            Variant("CGCNN default", "cgcnn", "cgcnn92"),
+            Variant("CGCNN default", "cgcnn", UPSTREAM_DEFAULT),
             Variant("CT-CGCNN (ct-mt)", "cgcnn", "ct-mt"),
             Variant("CT-CGCNN (ct-mt) trainable", "cgcnn", "ct-mt", "trainable"),
         ),
@@ -93,7 +94,7 @@ EXPERIMENTS = {
         "perovskite", "Perovskite transfer: small downstream set, with and without CT",
         ("oqmd-ef",),
         (
-            Variant("CGCNN default", "cgcnn", "cgcnn92", paper={"oqmd-ef": 0.054}),
+            Variant("CGCNN default", "cgcnn", UPSTREAM_DEFAULT, paper={"oqmd-ef": 0.054}),
             Variant("CT-CGCNN (ct-mt)", "cgcnn", "ct-mt", paper={"oqmd-ef": 0.046}),
             Variant("MEGNet default", "megnet", UPSTREAM_DEFAULT),
             Variant("CT-MEGNet (ct-mt)", "megnet", "ct-mt"),
@@ -104,13 +105,13 @@ EXPERIMENTS = {
         "transfer", "Issue 7: does ct-mt beat each upstream's default on unseen tasks?",
         ("oqmd-ef", "cmr-ef"),
         (
-            Variant("CGCNN default", "cgcnn", "cgcnn92"),
+            Variant("CGCNN default", "cgcnn", UPSTREAM_DEFAULT),
             Variant("CGCNN + ct-mt frozen", "cgcnn", "ct-mt"),
             Variant("CGCNN + ct-mt trainable", "cgcnn", "ct-mt", "trainable"),
             Variant("CGCNN + skipatom", "cgcnn", "skipatom"),
             Variant("MEGNet default", "megnet", UPSTREAM_DEFAULT),
             Variant("MEGNet + ct-mt trainable", "megnet", "ct-mt", "trainable"),
-            Variant("ALIGNN default (cgcnn features)", "alignn", "cgcnn92"),
+            Variant("ALIGNN default (cgcnn features)", "alignn", UPSTREAM_DEFAULT),
             Variant("ALIGNN + ct-mt", "alignn", "ct-mt"),
         ),
         "Valid only for tables pretrained with these tasks' formulas excluded.",
