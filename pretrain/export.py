@@ -43,6 +43,7 @@ def table_from_checkpoint(
         "split_sizes": checkpoint["provenance"].get("split_sizes", {}),
         "task_counts": checkpoint["provenance"].get("task_counts", {}),
         "created_commit": git_commit(),
+        "training_commit": checkpoint["provenance"].get("data", {}).get("commit", "unknown"),
         "recipe": recipe or "",
         "row_definition": "W[:, Z-1] + b of the CT atom-embedding Linear(100, C) layer",
     }

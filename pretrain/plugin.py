@@ -124,7 +124,10 @@ def load_samples(args: argparse.Namespace, targets: tuple[str, ...], seed: int) 
     if args.max_samples is not None and args.max_samples < len(samples):
         keep = np.sort(np.random.default_rng(seed).permutation(len(samples))[: args.max_samples])
         samples = [samples[i] for i in keep]
+    from ct_plugins.pretrain.export import git_commit
+
     provenance = {
+        "commit": git_commit(),  # the code that trained; the table records its export commit too
         "sources": list(spec.sources),
         "data_dir": str(spec.data_dir or "../shared/data"),
         "cleaning": report.to_dict(),

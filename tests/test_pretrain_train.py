@@ -127,6 +127,7 @@ def test_cli_pretrain_export_and_load_by_name(data_root, tmp_path, ct_home):
     data = table.metadata["source_data"]
     assert data["excluded_formula_count"] == 1 and data["cleaning"]["dropped"]["oqmd"]["excluded_formula"] >= 1
     assert table.metadata["training_config"]["train"]["weights"] == [1.0, 0.5]
+    assert table.metadata["training_commit"] == table.metadata["created_commit"]
     run_ct("tables", "import", str(table_file), "--name", "ct-cli")
     assert load_table("ct-cli").dim == 8
 
