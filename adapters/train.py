@@ -54,7 +54,7 @@ def run(cfg: TrainConfig) -> dict:
     if table is not None:
         check_coverage(records, table, cfg.missing)
     splits = split_records(records, cfg.seed, cfg.split_file)
-    out = Path(cfg.out)
+    out = Path(cfg.out).resolve()  # upstream trainers chdir into it; relative paths would break
     out.mkdir(parents=True, exist_ok=True)
     backend = importlib.import_module(f"ct_plugins.adapters.{cfg.upstream}")
     result = backend.train_split(splits, table, cfg, out)
