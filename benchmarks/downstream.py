@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,36 +109,9 @@ def _formula_rank(formula: str) -> str:
 
 def _write_jsonl(path: Path, records: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # parallel benchmark processes share the folder
     with gzip.open(tmp, "wt") as handle:
         for record in records:
             handle.write(json.dumps(record) + "\n")
     tmp.replace(path)
 
-
-HOLDOUT = Path(__file__).resolve().parent / "holdout_formulas.txt"
-HOLDOUT_TASKS = ("oqmd-ef", "cmr-ef")
-HOLDOUT_SIZE = 3000
-
-
-def write_holdout(cache: Path, path: Path = HOLDOUT) -> Path:
-    """Formulas of the small-scale transfer tasks and of tests/data, for `--exclude-formulas`."""
-    formulas: set[str] = set()
-    for name in HOLDOUT_TASKS:
-        formulas |= set(prepare(TASKS[name], HOLDOUT_SIZE, False, cache).formulas)
-        formulas |= set(prepare(TASKS[name], None, True, cache).formulas)
-    header = (
-        f"# Reduced formulas of the benchmark downstream tasks ({', '.join(HOLDOUT_TASKS)} at small\n"
-        f"# scale, {HOLDOUT_SIZE} records each) and of tests/data: pass to `ct pretrain\n"
-        "# --exclude-formulas` so no shipped table has seen their labels. Regenerate with\n"
-        "# `python -m benchmarks.downstream`.\n"
-    )
-    path.write_text(header + "\n".join(sorted(formulas)) + "\n")
-    return path
-
-
-if __name__ == "__main__":
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        print(f"wrote {write_holdout(Path(tmp))}")
