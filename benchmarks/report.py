@@ -27,17 +27,30 @@ def summarise(exp: Experiment, runs: list[dict]) -> list[dict]:
                 "std": float(np.std(maes, ddof=1)) if len(maes) > 1 else None,
                 "paper": variant.paper.get(task),
             })
-    _add_relative_change(exp, rows)
+    _add_relative_change(exp, rows, runs)
     return rows
 
 
-def _add_relative_change(exp: Experiment, rows: list[dict]) -> None:
+def _add_relative_change(exp: Experiment, rows: list[dict], runs: list[dict]) -> None:
     for row in rows:
         base = exp.baseline(row["upstream"])
         ref = next((r for r in rows if base and r["variant"] == base.label
                     and r["task"] == row["task"]), None)
         ok = ref and ref["mean"] and row["mean"] is not None
         row["vs_default"] = (row["mean"] / ref["mean"] - 1) if ok else None
+        diffs = _paired_differences(runs, row, base.label) if ok else []
+        row["paired_diff_mean"] = float(np.mean(diffs)) if diffs else None
+        row["paired_diff_std"] = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else None
+
+
+def _paired_differences(runs: list[dict], row: dict, baseline: str) -> list[float]:
+    """MAE minus the baseline's MAE on the same seed, i.e. the same split and initial seed."""
+    def by_seed(label: str) -> dict[int, float]:
+        return {r["seed"]: r["test_mae"] for r in runs
+                if r["variant"] == label and r["task"] == row["task"] and "error" not in r}
+
+    mine, base = by_seed(row["variant"]), by_seed(baseline)
+    return [mine[s] - base[s] for s in sorted(mine.keys() & base.keys())]
 
 
 def markdown(result: dict) -> str:
@@ -49,15 +62,15 @@ def markdown(result: dict) -> str:
         "Data: " + "; ".join(f"{t}: {d['n_records']} records ({d['source']})"
                              for t, d in result["data"].items()),
         "", result["notes"], "",
-        "| task | variant | test MAE (mean ± std) | vs default | runs | paper |",
-        "|---|---|---|---|---|---|",
+        "| task | variant | test MAE (mean ± std) | vs default | paired diff (± std) | runs | paper |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in result["summary"]:
         failed = f" ({row['n_failed']} failed)" if row["n_failed"] else ""
         paper = row["paper"] if row["paper"] is not None else "–"
         lines.append(
             f"| {row['task']} | {row['variant']} | {_mean_std(row)} | {_pct(row['vs_default'])} "
-            f"| {row['n_runs']}{failed} | {paper} |"
+            f"| {_diff(row)} | {row['n_runs']}{failed} | {paper} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -66,6 +79,13 @@ def _mean_std(row: dict) -> str:
     if row["mean"] is None:
         return "failed"
     return f"{row['mean']:.4f}" + (f" ± {row['std']:.4f}" if row["std"] is not None else "")
+
+
+def _diff(row: dict) -> str:
+    if row["paired_diff_mean"] is None:
+        return "–"
+    spread = f" ± {row['paired_diff_std']:.4f}" if row["paired_diff_std"] is not None else ""
+    return f"{row['paired_diff_mean']:+.4f}{spread}"
 
 
 def _pct(value: float | None) -> str:
