@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ct_plugins.adapter import MODES, Mode
-from ct_plugins.tables import Missing, _atomic_write_bytes
+from ct_plugins.files import atomic_write_bytes
+from ct_plugins.tables import Missing
 
 UPSTREAMS = ("alignn", "megnet", "cgcnn")
 UPSTREAM_DEFAULT = "default"  # --atom-features default: the upstream's own features, no patch
@@ -77,7 +78,7 @@ def run(cfg: TrainConfig) -> dict:
         "wall_s": round(time.perf_counter() - started, 2),
         "config": asdict(cfg),
     }
-    _atomic_write_bytes(out / "metrics.json", json.dumps(metrics, indent=2).encode())
+    atomic_write_bytes(out / "metrics.json", json.dumps(metrics, indent=2).encode())
     return metrics
 
 

@@ -11,7 +11,6 @@ import csv
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ct_plugins.elements import MAX_Z, UnknownElementError, atomic_number, symbol
+from ct_plugins.files import atomic_write_bytes, json_default
 
 FORMAT = "ct-plugins-table/1"
 TABLE_SUFFIX = ".safetensors"
@@ -159,7 +159,7 @@ class EmbeddingTable:
         }
         if with_checksum:
             header["sha256"] = self.sha256()
-        return json.dumps(header, sort_keys=True, default=_json_default)
+        return json.dumps(header, sort_keys=True, default=json_default)
 
     # --- native format ------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
@@ -167,7 +167,7 @@ class EmbeddingTable:
         from safetensors.numpy import save
 
         blob = save({"embedding": self.matrix}, metadata={"ct_table": self._header_json(True)})
-        return _atomic_write_bytes(Path(path), blob)
+        return atomic_write_bytes(Path(path), blob)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> EmbeddingTable:
@@ -194,7 +194,7 @@ class EmbeddingTable:
     def to_cgcnn_json(self, path: str | os.PathLike) -> Path:
         """CGCNN ``atom_init.json``: keys are atomic numbers as strings."""
         data = {str(atomic_number(e)): row.tolist() for e, row in zip(self.elements, self.matrix)}
-        return _atomic_write_bytes(Path(path), json.dumps(data).encode())
+        return atomic_write_bytes(Path(path), json.dumps(data).encode())
 
     @classmethod
     def from_cgcnn_json(cls, path: str | os.PathLike, name: str | None = None) -> EmbeddingTable:
@@ -208,7 +208,7 @@ class EmbeddingTable:
     def to_json(self, path: str | os.PathLike) -> Path:
         """elementembeddings-style JSON: ``{symbol: [floats]}``."""
         data = {e: row.tolist() for e, row in zip(self.elements, self.matrix)}
-        return _atomic_write_bytes(Path(path), json.dumps(data).encode())
+        return atomic_write_bytes(Path(path), json.dumps(data).encode())
 
     @classmethod
     def from_json(cls, path: str | os.PathLike, name: str | None = None) -> EmbeddingTable:
@@ -219,7 +219,7 @@ class EmbeddingTable:
         """elementembeddings-style CSV: header ``element,0,1,…``, one row per element."""
         lines = [",".join(["element", *map(str, range(self.dim))])]
         lines += [",".join([e, *map(repr, map(float, r))]) for e, r in zip(self.elements, self.matrix)]
-        return _atomic_write_bytes(Path(path), ("\n".join(lines) + "\n").encode())
+        return atomic_write_bytes(Path(path), ("\n".join(lines) + "\n").encode())
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike, name: str | None = None) -> EmbeddingTable:
@@ -275,28 +275,3 @@ def _read_json(path: Path) -> dict:
     if not isinstance(raw, dict):
         raise TableError(f"{path}: expected a JSON object mapping elements to vectors")
     return raw
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"metadata value of type {type(value).__name__} is not JSON-serialisable")

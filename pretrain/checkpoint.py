@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ct_plugins.tables import _atomic_write_bytes  # temp file + fsync + os.replace
+from ct_plugins.files import atomic_write_bytes  # temp file + fsync + os.replace
 
 LAST = "last.pt"  # full training state, for --resume
 BEST = "best.pt"  # best-by-validation weights, for export
@@ -19,7 +19,7 @@ def save_checkpoint(payload: dict[str, Any], path: Path) -> Path:
 
     buffer = io.BytesIO()  # checkpoints are a few MB: serialise first, then write atomically
     torch.save(payload, buffer)
-    return _atomic_write_bytes(Path(path), buffer.getvalue())
+    return atomic_write_bytes(Path(path), buffer.getvalue())
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -38,4 +38,4 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 def write_json_atomic(data: Any, path: Path) -> Path:
     import json
 
-    return _atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+    return atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())

@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ct_plugins.tables import _atomic_write_bytes, _json_default
+from ct_plugins.files import atomic_write_bytes, json_default
 
 
 def write_json(path: Path, data: dict) -> Path:
-    return _atomic_write_bytes(path, (json.dumps(data, indent=2, default=_json_default) + "\n").encode())
+    return atomic_write_bytes(path, (json.dumps(data, indent=2, default=json_default) + "\n").encode())
 
 
 def _write_text(path: Path, text: str) -> Path:
-    return _atomic_write_bytes(path, text.encode())
+    return atomic_write_bytes(path, text.encode())
 
 
 def comparison(results: dict, values: dict) -> dict:
