@@ -63,5 +63,8 @@ def import_table(path: str | os.PathLike, name: str) -> Path:
     """Copy a table file into the user table folder under ``name`` (then loadable by name)."""
     if not name or "/" in name or ":" in name:
         raise TableError(f"invalid table name {name!r}")
+    taken = table_sources().get(name)
+    if taken is not None and taken.group != "user":  # shadowing a shipped table would mislead
+        raise TableError(f"table name {name!r} is taken by a {taken.group} table; choose another")
     table = EmbeddingTable.read(path).renamed(name)
     return table.save(user_table_dir() / f"{name}{TABLE_SUFFIX}")

@@ -52,9 +52,11 @@ def test_unsupported_upstream_version_fails_before_patching(monkeypatch, name):
 
 
 def test_ct_names_work_once_a_ct_table_is_installed(tmp_path, ct_home):
-    """A table named like the CT ones (here megnet16 imported as 'ct-mt') is used by name."""
-    run_ct("tables", "import", str(_megnet16_file(tmp_path)), "--name", "ct-mt",
-           env={"CT_PLUGINS_HOME": str(ct_home)})
+    """The shipped ct-mt is used by name, and cannot be shadowed by an imported table."""
+    env = {"CT_PLUGINS_HOME": str(ct_home)}
+    taken = run_ct("tables", "import", str(_megnet16_file(tmp_path)), "--name", "ct-mt",
+                   env=env, check=False)
+    assert taken.returncode == 2 and "'ct-mt' is taken by a ct table" in taken.stderr
     data = write_jsonl(tmp_path / "d.jsonl", oqmd_records(20))
     result = run_ct("train", "cgcnn", "--data", str(data), "--target", "formation_energy_per_atom",
                     "--atom-features", "ct-mt", "--mode", "trainable", "--epochs", "1",
