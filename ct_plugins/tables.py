@@ -8,6 +8,7 @@ the sha256, so a corrupted or edited file fails loudly instead of training a mod
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 import os
@@ -94,7 +95,7 @@ class EmbeddingTable:
     def __contains__(self, element: object) -> bool:
         return element in self._index
 
-    @property
+    @functools.cached_property  # built once: `in` and rows() are called per record in loops
     def _index(self) -> dict[str, int]:
         return {e: i for i, e in enumerate(self.elements)}
 

@@ -10,7 +10,6 @@ import numpy as np
 from ct_plugins.analysis.periodic import cell
 from ct_plugins.analysis.regression import PropertyFit
 from ct_plugins.analysis.structure import KMeansScan, PCAResult
-from ct_plugins.elements import atomic_number
 
 DPI = 130
 
