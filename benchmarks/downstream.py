@@ -79,8 +79,8 @@ def prepare(task: Task, n_max: int | None, smoke: bool, cache: Path) -> Prepared
     kept.sort(key=lambda r: (_formula_rank(r["formula"]), r["id"]))
     kept = kept[:n_max] if n_max else kept
     path = cache / f"{task.name}-{'smoke' if smoke else len(kept)}.jsonl.gz"
-    _write_jsonl(path, kept)
-    formulas = sorted({_reduced(r["formula"]) for r in kept})
+    write_jsonl(path, kept)
+    formulas = sorted({reduced_formula(r["formula"]) for r in kept})
     return Prepared(path, len(kept), unlabelled, outliers, formulas, str(source))
 
 
@@ -97,17 +97,17 @@ def _atoms(formula: str) -> float:
     return Composition(formula).num_atoms
 
 
-def _reduced(formula: str) -> str:
+def reduced_formula(formula: str) -> str:
     from pymatgen.core import Composition
 
     return Composition(formula).reduced_formula
 
 
 def _formula_rank(formula: str) -> str:
-    return hashlib.sha256(_reduced(formula).encode()).hexdigest()
+    return hashlib.sha256(reduced_formula(formula).encode()).hexdigest()
 
 
-def _write_jsonl(path: Path, records: list[dict]) -> None:
+def write_jsonl(path: Path, records: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")  # parallel benchmark processes share the folder
     with gzip.open(tmp, "wt") as handle:

