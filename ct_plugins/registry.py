@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,12 +42,14 @@ def table_sources(manager: pluggy.PluginManager | None = None) -> dict[str, Tabl
 def load_table(name_or_path: str | os.PathLike, manager: pluggy.PluginManager | None = None) -> EmbeddingTable:
     """A table by registered name, or read from a file (.safetensors, .json, .csv).
 
-    A ``:std`` suffix on a name (``"ct-mt:std"``) returns the table standardised per dimension.
+    A ``:std`` suffix on a name (``"ct-mt:std"``) returns the table standardised per dimension;
+    ``:pcaN`` (``"ct-mt:pca16"``) its first N principal components, scaled to std 1.
     """
     text = str(name_or_path)
     base, _, modifier = text.partition(":")
-    if modifier not in ("", "std"):
-        raise TableError(f"unknown table modifier {modifier!r} in {text!r} (only ':std')")
+    components = re.fullmatch(r"pca([0-9]+)", modifier)
+    if modifier not in ("", "std") and not components:
+        raise TableError(f"unknown table modifier {modifier!r} in {text!r} (':std' or ':pcaN')")
     sources = table_sources(manager)
     if base in sources:
         table = sources[base].load()
@@ -56,6 +59,8 @@ def load_table(name_or_path: str | os.PathLike, manager: pluggy.PluginManager | 
         raise TableError(
             f"no table named {base!r} and no such file; known tables: {', '.join(sorted(sources))}"
         )
+    if components:
+        return table.principal_components(int(components.group(1)))
     return table.standardized() if modifier == "std" else table
 
 

@@ -143,6 +143,19 @@ class EmbeddingTable:
         scaled = (self.matrix - self.matrix.mean(axis=0)) / np.where(std > 0, std, 1.0)
         return EmbeddingTable(self.name + ":std", self.elements, scaled, self.metadata)
 
+    def principal_components(self, n: int) -> EmbeddingTable:
+        """The first ``n`` principal-component scores, each scaled to std 1 over the elements.
+
+        Fits a table to a back-end of width ``n`` (MEGNet's 16) without widening the model.
+        """
+        if not 0 < n <= min(self.matrix.shape):
+            raise TableError(f"table {self.name!r}: cannot keep {n} principal components of a "
+                             f"{self.matrix.shape[0]}x{self.dim} matrix")
+        centred = self.matrix - self.matrix.mean(axis=0)
+        u, _, _ = np.linalg.svd(centred.astype(np.float64), full_matrices=False)
+        scores = u[:, :n] * np.sqrt(len(self.elements))  # columns of u have unit norm
+        return EmbeddingTable(f"{self.name}:pca{n}", self.elements, scores, self.metadata)
+
     # --- integrity ----------------------------------------------------------------------------
     def sha256(self) -> str:
         """Digest of name, elements, matrix and metadata: what a file must reproduce."""

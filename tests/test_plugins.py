@@ -87,8 +87,9 @@ def test_cgcnn92_matches_upstream_file(ct_home):
     assert set(np.unique(table.matrix)) <= {0.0, 1.0}  # CGCNN's one-hot-encoded properties
 
 
-def test_std_modifier_and_unknown_names(ct_home):
+def test_table_modifiers_and_unknown_names(ct_home):
     assert load_table("onehot:std").name == "onehot:std"
+    assert load_table("ct-mt:pca16").dim == 16
     with pytest.raises(TableError, match="no table named 'nope'"):
         load_table("nope")
     with pytest.raises(TableError, match="unknown table modifier"):

@@ -123,3 +123,11 @@ def test_standardized_has_unit_variance(table):
     std = table.standardized()
     np.testing.assert_allclose(std.matrix.mean(axis=0), 0, atol=1e-6)
     np.testing.assert_allclose(std.matrix.std(axis=0), 1, atol=1e-5)
+
+
+def test_principal_components_are_uncorrelated_with_unit_std(table):
+    pcs = table.principal_components(3)
+    assert pcs.name == "demo:pca3" and pcs.dim == 3 and pcs.elements == table.elements
+    np.testing.assert_allclose(np.cov(pcs.matrix.T, bias=True), np.eye(3), atol=1e-5)
+    with pytest.raises(TableError, match="cannot keep 9 principal components"):
+        table.principal_components(9)
