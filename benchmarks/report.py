@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.experiments import Experiment
+from benchmarks.experiments import PEERS, Experiment
 
 
 def summarise(exp: Experiment, runs: list[dict]) -> list[dict]:
@@ -22,6 +22,7 @@ def summarise(exp: Experiment, runs: list[dict]) -> list[dict]:
                 continue
             rows.append({
                 "task": task, "variant": variant.label, "upstream": variant.upstream,
+                "table": variant.table, "mode": variant.mode,
                 "n_runs": len(maes), "n_failed": failed,
                 "mean": float(np.mean(maes)) if maes else None,
                 "std": float(np.std(maes, ddof=1)) if len(maes) > 1 else None,
@@ -72,7 +73,30 @@ def markdown(result: dict) -> str:
             f"| {row['task']} | {row['variant']} | {_mean_std(row)} | {_pct(row['vs_default'])} "
             f"| {_diff(row)} | {row['n_runs']}{failed} | {paper} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + ["", *verdicts(result["summary"])]) + "\n"
+
+
+def verdicts(summary: list[dict]) -> list[str]:
+    """Per task and back-end: the best CT variant against the default and the best peer."""
+    lines = []
+    for task, upstream in dict.fromkeys((r["task"], r["upstream"]) for r in summary):
+        rows = [r for r in summary if (r["task"], r["upstream"]) == (task, upstream)
+                and r["mean"] is not None]
+        ct = min((r for r in rows if r["table"].startswith("ct")), key=_mean, default=None)
+        peer = min((r for r in rows if r["table"] in PEERS), key=_mean, default=None)
+        if ct is None or ct["vs_default"] is None:
+            continue
+        line = (f"- {task}, {upstream}: best CT variant *{ct['variant']}* {ct['mean']:.4f} "
+                f"({_pct(ct['vs_default'])} vs default)")
+        if peer:
+            ahead = "ahead of" if ct["mean"] <= peer["mean"] else "behind"
+            line += f"; {ahead} the best peer *{peer['variant']}* {peer['mean']:.4f}"
+        lines.append(line + ".")
+    return lines
+
+
+def _mean(row: dict) -> float:
+    return row["mean"]
 
 
 def _mean_std(row: dict) -> str:

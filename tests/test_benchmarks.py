@@ -22,7 +22,9 @@ def test_perovskite_experiment_smoke(tmp_path):
     assert result["scaled_down"] and result["data"]["oqmd-ef"]["n_records"] == 60
     paths = write_reports(result, tmp_path / "results")
     assert json.loads(paths["json"].read_text())["runs"]
-    assert "| oqmd-ef | CGCNN default |" in paths["markdown"].read_text()
+    text = paths["markdown"].read_text()
+    assert "| oqmd-ef | CGCNN default |" in text
+    assert "- oqmd-ef, cgcnn: best CT variant *CT-CGCNN (ct-mt)*" in text
     assert paths["png"].stat().st_size > 1000
 
 
