@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from benchmarks.downstream import TASKS, prepare, reduced_formula, write_jsonl
 from benchmarks.locks import exclusive
 from ct_plugins.tables import EmbeddingTable
+
+if TYPE_CHECKING:  # run.py imports this module
+    from benchmarks.run import Scale
 
 HOLDOUT = Path(__file__).resolve().parent / "holdout_formulas.txt"
 PREFIX = "method-b:"  # a Variant.table of "method-b:cgcnn" means: the table learned by CGCNN
@@ -28,7 +32,7 @@ def is_method_b(table: str) -> bool:
     return table.startswith(PREFIX)
 
 
-def learned_table(table: str, scale, work: Path) -> Path:
+def learned_table(table: str, scale: Scale, work: Path) -> Path:
     """Path of the Method B table ``method-b:UPSTREAM``, training its GNN first if needed."""
     upstream = table.removeprefix(PREFIX)
     path = work / "method-b" / f"learned-{upstream}.safetensors"
@@ -38,7 +42,7 @@ def learned_table(table: str, scale, work: Path) -> Path:
     return path
 
 
-def _learn(upstream: str, scale, folder: Path) -> EmbeddingTable:
+def _learn(upstream: str, scale: Scale, folder: Path) -> EmbeddingTable:
     from ct_plugins.adapters.train import UPSTREAM_DEFAULT, TrainConfig, run
 
     corpus = corpus_records(scale, folder)
@@ -56,7 +60,7 @@ def _learn(upstream: str, scale, folder: Path) -> EmbeddingTable:
     })
 
 
-def corpus_records(scale, folder: Path) -> Path:
+def corpus_records(scale: Scale, folder: Path) -> Path:
     """OQMD + CMR Ef records without downstream formulas (at smoke scale: the test samples)."""
     path = folder / f"corpus-{scale.name}.jsonl.gz"
     if path.is_file():

@@ -53,9 +53,11 @@ def run_one(variant: Variant, task: str, task_path: Path, seed: int, scale: Scal
     with exclusive(out):  # a parallel benchmark process waits, then reuses this run
         if done.is_file():
             cached = json.loads(done.read_text())
-            if cached.get("table_sha256") == _table_sha256(table):
+            same = {"table_sha256": _table_sha256(table), "epochs": scale.epochs[variant.upstream]}
+            changed = [k for k, v in same.items() if cached.get(k) != v]
+            if not changed:
                 return cached
-            print(f"  {variant.table} changed since {out} was trained: training again")
+            print(f"  {', '.join(changed)} changed since {out} was trained: training again")
         cfg = TrainConfig(
             upstream=variant.upstream, data=str(task_path), target="target",
             atom_features=table, mode=variant.mode, epochs=scale.epochs[variant.upstream],
