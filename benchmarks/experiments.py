@@ -9,8 +9,13 @@ from ct_plugins.adapters.train import UPSTREAM_DEFAULT  # the upstream's own fea
 # magpie and oliynyk hold raw element properties (values up to thousands); unscaled they make
 # CGCNN diverge, so they enter z-scored per dimension as their authors use them.
 PEERS = ("megnet16", "mat2vec", "skipatom", "magpie:std", "oliynyk:std", "random200")
-# The two best peers of tables 3 and 5 at small scale (3 seeds), carried to 5 seeds in transfer.
-BEST_PEERS = ("mat2vec", "skipatom")
+# The two best peers of tables 3 and 5 at small scale (3 seeds), carried to 5 seeds in transfer,
+# raw and standardised per dimension (so ct-mt:std meets peers given the same treatment).
+BEST_PEERS = ("mat2vec", "skipatom", "mat2vec:std", "skipatom:std")
+
+
+def is_peer(table: str) -> bool:
+    return table.split(":")[0] in {p.split(":")[0] for p in PEERS}
 
 
 @dataclass(frozen=True)

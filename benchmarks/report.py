@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.experiments import PEERS, Experiment
+from benchmarks.experiments import Experiment, is_peer
 
 
 def summarise(exp: Experiment, runs: list[dict]) -> list[dict]:
@@ -83,7 +83,7 @@ def verdicts(summary: list[dict]) -> list[str]:
         rows = [r for r in summary if (r["task"], r["upstream"]) == (task, upstream)
                 and r["mean"] is not None]
         ct = min((r for r in rows if r["table"].startswith("ct")), key=_mean, default=None)
-        peer = min((r for r in rows if r["table"] in PEERS), key=_mean, default=None)
+        peer = min((r for r in rows if is_peer(r["table"])), key=_mean, default=None)
         if ct is None or ct["vs_default"] is None:
             continue
         line = (f"- {task}, {upstream}: best CT variant *{ct['variant']}* {ct['mean']:.4f} "
