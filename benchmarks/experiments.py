@@ -136,6 +136,7 @@ EXPERIMENTS = {
             Variant("MEGNet + ct-mt:pca16 trainable", "megnet", "ct-mt:pca16", "trainable"),
             Variant("ALIGNN default (cgcnn features)", "alignn", UPSTREAM_DEFAULT),
             Variant("ALIGNN + ct-mt", "alignn", "ct-mt"),
+            Variant("ALIGNN + ct-mt:std", "alignn", "ct-mt:std"),
         ),
         "Valid only for tables pretrained with these tasks' formulas excluded.",
     ),
