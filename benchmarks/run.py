@@ -72,7 +72,8 @@ def run_experiment(exp: Experiment, scale: Scale, upstreams: set[str], seeds: tu
     """Train every variant of `upstreams` on every task and seed; `upstream_seeds` overrides the
     seeds of a slow back-end (e.g. 5 seeds for CGCNN, 3 for ALIGNN)."""
     variants = [v for v in exp.variants if v.upstream in upstreams]
-    seeds_of = {u: (upstream_seeds or {}).get(u, seeds) for u in sorted(upstreams)}
+    seeds_of = {u: (upstream_seeds or {}).get(u, seeds)
+                for u in sorted({v.upstream for v in variants})}
     runs, data = [], {}
     for task_name in tasks or exp.tasks:
         prepared = prepare(TASKS[task_name], scale.n_max, scale.smoke, work / "data")
