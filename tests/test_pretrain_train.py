@@ -158,3 +158,14 @@ def test_shipped_tables_load_by_name(name):
     table = load_table(name)
     assert table.dim == 128 and len(table) > 50
     assert table.metadata["metrics"]["test_mae"] and table.metadata["unseen_elements"] is not None
+
+
+def test_the_one_flag_default_is_ct_mt_standardised():
+    from ct_plugins.builtin_tables import SHIPPED_DIR
+
+    if not (SHIPPED_DIR / "ct-mt.safetensors").is_file():
+        pytest.skip("pretrained tables not shipped in this checkout")
+    default, standardised = load_table("ct"), load_table("ct-mt:std")
+    assert default.name == "ct-mt:std" and default.elements == standardised.elements
+    assert (default.matrix == standardised.matrix).all()
+    assert abs(default.matrix.std(axis=0) - 1).max() < 1e-4
