@@ -66,9 +66,11 @@ EXPERIMENTS = {
             *_cgcnn_peers(),
             Variant("MEGNet default", "megnet", UPSTREAM_DEFAULT, paper=_paper(0.051, 0.324)),
             Variant("CT-MEGNet (ct-mt)", "megnet", "ct-mt", paper=_paper(0.049, 0.304)),
+            Variant("CT-MEGNet (ct-mt:std)", "megnet", "ct-mt:std"),
             Variant("CT-MEGNet (ct-mt:pca16)", "megnet", "ct-mt:pca16"),
             Variant("ALIGNN default (cgcnn features)", "alignn", UPSTREAM_DEFAULT, paper=_paper(0.022, 0.276)),
             Variant("CT-ALIGNN (ct-mt)", "alignn", "ct-mt", paper=_paper(0.018, 0.256)),
+            Variant("CT-ALIGNN (ct-mt:std)", "alignn", "ct-mt:std"),
         ),
         "Paper: MP 2018.6.1 (60000/5000/4239). Here: OQMD perovskites stand in for MP (no MP "
         "structures are available offline). Method B: each GNN trained with its own features "
@@ -122,6 +124,7 @@ EXPERIMENTS = {
             Variant("CT-CGCNN (ct-mt:std)", "cgcnn", "ct-mt:std"),
             Variant("MEGNet default", "megnet", UPSTREAM_DEFAULT),
             Variant("CT-MEGNet (ct-mt)", "megnet", "ct-mt"),
+            Variant("CT-MEGNet (ct-mt:std)", "megnet", "ct-mt:std"),
             Variant("CT-MEGNet (ct-mt:pca16)", "megnet", "ct-mt:pca16"),
         ),
         "Paper: about 3,000 perovskites. Here: OQMD perovskites, up to 3,000 at small scale.",
