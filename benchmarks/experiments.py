@@ -14,8 +14,11 @@ PEERS = ("megnet16", "mat2vec", "skipatom", "magpie:std", "oliynyk:std", "random
 BEST_PEERS = ("mat2vec", "skipatom", "mat2vec:std", "skipatom:std")
 
 
+_PEER_NAMES = frozenset(p.split(":")[0] for p in PEERS)
+
+
 def is_peer(table: str) -> bool:
-    return table.split(":")[0] in {p.split(":")[0] for p in PEERS}
+    return table.split(":")[0] in _PEER_NAMES
 
 
 @dataclass(frozen=True)

@@ -95,9 +95,7 @@ def verdicts(summary: list[dict]) -> list[str]:
     return lines
 
 
-def _seeds(seeds: dict[str, list[int]] | list[int]) -> str:
-    if isinstance(seeds, list):  # results written before seeds were per back-end
-        return str(seeds)
+def _seeds(seeds: dict[str, list[int]]) -> str:
     return ", ".join(f"{upstream} {list(s)}" for upstream, s in seeds.items())
 
 

@@ -22,6 +22,7 @@ from benchmarks.experiments import EXPERIMENTS, Experiment, Variant
 from benchmarks.locks import exclusive
 from benchmarks.method_b import is_method_b, learned_table
 from benchmarks.report import summarise, write_reports
+from ct_plugins.adapters.train import UPSTREAM_DEFAULT, UPSTREAMS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -120,7 +121,6 @@ def _resolve(table: str, scale: Scale, work: Path) -> str:
 
 
 def _table_sha256(name: str) -> str | None:
-    from ct_plugins.adapters.train import UPSTREAM_DEFAULT
     from ct_plugins.registry import load_table
 
     return None if name == UPSTREAM_DEFAULT else load_table(name).sha256()
@@ -141,7 +141,7 @@ def _seeds(text: str) -> tuple[int, ...]:
 
 def _upstream_seeds(item: str, parser: argparse.ArgumentParser) -> tuple[str, tuple[int, ...]]:
     upstream, _, seeds = item.partition("=")
-    if upstream not in {"cgcnn", "megnet", "alignn"} or not seeds:
+    if upstream not in UPSTREAMS or not seeds:
         parser.error(f"--upstream-seeds {item!r}: expected UPSTREAM=SEEDS, e.g. alignn=0,1,2")
     return upstream, _seeds(seeds)
 

@@ -55,9 +55,9 @@ def _shipped_sources() -> list[TableSource]:
     for path in sorted(SHIPPED_DIR.glob(f"*{TABLE_SUFFIX}")):
         description = manifest.get(path.name, {}).get("description", "")
         sources.append(TableSource(path.stem, _shipped_loader(path, manifest), description, "ct"))
-    if any(s.name == DEFAULT_CT_TABLE for s in sources):
-        default = _shipped_loader(SHIPPED_DIR / f"{DEFAULT_CT_TABLE}{TABLE_SUFFIX}", manifest)
-        sources.append(TableSource("ct", _standardized(default), DEFAULT_CT_DESCRIPTION, "ct"))
+    default = next((s for s in sources if s.name == DEFAULT_CT_TABLE), None)
+    if default is not None:
+        sources.append(TableSource("ct", _standardized(default.load), DEFAULT_CT_DESCRIPTION, "ct"))
     return sources
 
 
