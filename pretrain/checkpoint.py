@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,10 @@ from ct_plugins.files import atomic_write_bytes  # temp file + fsync + os.replac
 
 LAST = "last.pt"  # full training state, for --resume
 BEST = "best.pt"  # best-by-validation weights, for export
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is not ours or would need unsafe unpickling to load."""
 
 
 def save_checkpoint(payload: dict[str, Any], path: Path) -> Path:
@@ -31,8 +36,13 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         path = path / BEST
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    # Our own files hold numpy arrays and plain dicts besides tensors; they are trusted input.
-    return torch.load(path, map_location="cpu", weights_only=False)
+    # weights_only: a checkpoint is a file a user hands us, and a pickle could run code.
+    # Ours hold only tensors and plain data, so the safe loader reads all of them.
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(f"{path}: not a ct-plugins checkpoint or not safe to load "
+                              f"(it holds objects besides tensors and plain data): {str(error).splitlines()[0]}") from error
 
 
 def write_json_atomic(data: Any, path: Path) -> Path:
