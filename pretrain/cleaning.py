@@ -29,7 +29,10 @@ DUPLICATE_ID = "duplicate_id"  # a second record with an id already loaded (the 
 TOO_MANY_ATOMS = "too_many_atoms"  # more tokens than max_atoms
 EXCLUDED_FORMULA = "excluded_formula"  # a downstream task's formula (leakage guard)
 
-DEFAULT_BOUNDS: dict[str, tuple[float, float]] = {"ef": (-10.0, 5.0), "eg": (0.0, 20.0)}
+# Physical ranges: MP's lowest real formation energies are fluorides near -4.5 eV/atom (it also
+# has 4 broken entries down to -13.6), OQMD has up to +25.4; the widest real PBE gaps are ~9 eV
+# (LiF, CF4) and MP's solid He (16.6 eV) is no useful chemistry for a crystal embedding.
+DEFAULT_BOUNDS: dict[str, tuple[float, float]] = {"ef": (-5.0, 5.0), "eg": (0.0, 12.0)}
 # 64 tokens: 98.5% of MP reduced formulas (1,363 of 91,485 are longer) and every perovskite
 # cell; attention cost grows with the square of the longest sequence in a batch.
 DEFAULT_MAX_ATOMS = 64

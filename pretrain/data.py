@@ -55,6 +55,7 @@ DATA_ENV = "CT_PLUGINS_DATA"  # overrides ../shared/data
 StructureFormat = Literal["cif", "poscar"]
 
 OQMD_TARGETS = {"ef": "formation_energy_per_atom", "eg": "band_gap"}
+MP_STRUCTURE_TARGETS = {"ef": "formation_energy_per_atom", "eg": "band_gap"}  # MP 2018, PBE
 CMR_TARGETS = {"ef": "heat_of_formation_per_cell", "eg": "band_gap"}  # ef is per 5-atom cell
 JARVIS_DATASETS: dict[str, tuple[str, dict[str, str]]] = {  # dataset -> (id field, targets)
     "megnet": ("id", {"ef": "e_form", "eg": "gap pbe"}),
@@ -620,6 +621,13 @@ def _perovskites(name: str, target_keys: Mapping[str, str], per_cell: Collection
     return load
 
 
+def _mp_structures(spec: CorpusSpec, root: Path, report: CleaningReport) -> list[Sample]:
+    keys = {k: v for k, v in MP_STRUCTURE_TARGETS.items() if k in spec.targets}
+    path = _required(root / "mp_structures" / "mp_2018_structures.jsonl.gz")
+    return structure_samples(path, keys, source="mp_structures", report=report, cache=spec.cache,
+                             workers=spec.workers, progress=spec.progress)
+
+
 def _jarvis(dataset: str):
     def load(spec: CorpusSpec, root: Path, report: CleaningReport) -> list[Sample]:
         keys = {k: v for k, v in JARVIS_DATASETS[dataset][1].items() if k in spec.targets}
@@ -653,6 +661,7 @@ def file_samples(path: Path, spec: CorpusSpec, report: CleaningReport) -> list[S
 SourceLoader = Callable[[CorpusSpec, Path, CleaningReport], list[Sample]]
 SOURCES: dict[str, SourceLoader] = {
     "mp_compositions": _mp_compositions,
+    "mp_structures": _mp_structures,
     "oqmd": _perovskites("oqmd", OQMD_TARGETS),
     "cmr": _perovskites("cmr", CMR_TARGETS, per_cell=("ef",)),
     "jarvis_megnet": _jarvis("megnet"),

@@ -79,3 +79,25 @@ def test_a_cached_run_of_a_changed_table_trains_again(tmp_path):
                                    "test_mae": -1.0}))
     again = run_experiment(EXPERIMENTS["perovskite"], SCALES["smoke"], {"cgcnn"}, (0,), tmp_path)
     assert [r["test_mae"] for r in again["runs"]] == [r["test_mae"] for r in first["runs"]]
+
+
+def test_mp_tasks_have_a_fixed_test_part_whose_formulas_never_reach_training(tmp_path):
+    from benchmarks.downstream import TASKS, fixed_test_split, is_mp_test_formula, prepare
+
+    prepared = prepare(TASKS["mp-ef"], None, True, tmp_path)
+    assert prepared.n_test_fixed > 0 and prepared.n_records == 135
+    formula_of = {r["id"]: r["formula"] for r in _read_jsonl(prepared.path)}
+    splits = [fixed_test_split(prepared, seed) for seed in (0, 1)]
+    assert splits[0]["test"] == splits[1]["test"] and splits[0]["val"] != splits[1]["val"]
+    for split in splits:
+        test = {formula_of[i] for i in split["test"]}
+        train = {formula_of[i] for i in split["train"] + split["val"]}
+        assert not test & train and all(is_mp_test_formula(f) for f in test)
+    assert set(prepared.formulas) == {formula_of[i] for i in splits[0]["test"]}
+
+
+def _read_jsonl(path):
+    import gzip
+
+    with gzip.open(path, "rt") as handle:
+        return [json.loads(line) for line in handle if line.strip()]

@@ -432,3 +432,18 @@ def test_full_shared_corpus_cleaning_report():
     assert report.events["oqmd"][OUT_OF_BOUNDS] >= 1  # the 25.4 eV/atom record
     assert all(s.n_atoms <= 64 for s in corpus) and report.kept_count == len(corpus)
     assert all(-10 <= s.targets.get("ef", 0) <= 5 and 0 <= s.targets.get("eg", 0) <= 20 for s in corpus)
+
+
+def test_mp_structures_source_reads_real_mp_cells_with_ef_and_eg(tmp_path):
+    root = tmp_path / "data"
+    (root / "mp_structures").mkdir(parents=True)
+    shutil.copy(DATA / "mp_structures_sample.jsonl.gz", root / "mp_structures" / "mp_2018_structures.jsonl.gz")
+    samples, report = data_module.build_corpus(
+        data_module.CorpusSpec(sources=("mp_structures",), data_dir=root, **FAST))
+    records = {r["id"]: r for r in read_jsonl(DATA / "mp_structures_sample.jsonl.gz")}
+    assert len(samples) == len(records) == 135 and report.kept["mp_structures"] == 135
+    for sample in samples:
+        record = records[sample.id]
+        assert sample.source == "mp_structures" and not sample.is_composition
+        assert sample.formula == Composition(record["formula"]).reduced_formula
+        assert sample.targets == {"ef": record["formation_energy_per_atom"], "eg": record["band_gap"]}

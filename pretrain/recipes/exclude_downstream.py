@@ -2,9 +2,9 @@
 
     .venv/bin/python pretrain/recipes/exclude_downstream.py OUT.txt [--n-max 3000]
 
-Formulas of: all real test data in tests/data (MP compositions, OQMD/CMR perovskites, the
-JARVIS POSCARs) and the benchmark downstream tasks (benchmarks/downstream.py) at the given
-number of records per task. Run from the repository root.
+Formulas of: all real test data in tests/data (MP compositions and structures, OQMD/CMR
+perovskites, the JARVIS POSCARs) and the benchmark downstream tasks (benchmarks/downstream.py):
+the perovskite tasks at the given number of records per task, the fixed test part of the MP tasks. Run from the repository root.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ def test_data_formulas(data: Path) -> set[str]:
     for name in ("mp_e_form_sample.csv", "mp_gap_sample.csv"):
         with open(data / name) as handle:
             formulas |= {row["formula"] for row in csv.DictReader(handle)}
-    for name in ("oqmd_perovskites_sample.jsonl.gz", "cmr_perovskites_sample.jsonl.gz"):
+    for name in ("oqmd_perovskites_sample.jsonl.gz", "cmr_perovskites_sample.jsonl.gz",
+                 "mp_structures_sample.jsonl.gz"):
         with gzip.open(data / name, "rt") as handle:
             formulas |= {json.loads(line)["formula"] for line in handle if line.strip()}
     for poscar in sorted((data / "jarvis_sample").glob("*.vasp")):

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Recipe of the v2 CT tables: the CT sees real Materials Project *structures* (31.5k, with
+# symmetry / lattice-translation / rotation augmentation) besides MP compositions and the
+# OQMD/CMR perovskites. Run from the repository root:
+#   pretrain/recipes/ship_tables_v2.sh train     # one background run per table (nohup, resumable)
+#   pretrain/recipes/ship_tables_v2.sh export    # after they end: v2 tables + learning curves
+# Runs write to $RUNS (default /work/ct-runs: outside the work tree, kept across sittings).
+# A run that hits its --max-minutes budget is continued by calling `train` again (--resume).
+set -euo pipefail
+RUNS=${RUNS:-/work/ct-runs}
+BIN=${BIN:-.venv/bin}
+DATA=${DATA:-mp_structures,mp_compositions,oqmd,cmr}
+CONFIG=pretrain/recipes/ct_small.json  # 3 layers: 2.5x the paper size's structures/s on 1 thread
+EXCLUDE=benchmarks/holdout_formulas.txt  # perovskite tasks, test data, the fixed MP test part
+TABLES=ct_plugins/tables
+MAX_ATOMS=128  # keeps 99.4% of MP structures; attention cost grows with the square
+# name  targets  weights  epochs  max-minutes per sitting (2-core CPU shared with other work)
+RUN_SPECS=(
+  "ct-mt-v2 ef,eg 1,1 ${MT_EPOCHS:-10} ${MT_MINUTES:-125}"
+)
+
+train() {
+  mkdir -p "$RUNS"
+  for spec in "${RUN_SPECS[@]}"; do
+    read -r name targets weights epochs minutes <<<"$spec"
+    resume=()
+    [ -f "$RUNS/$name/last.pt" ] && resume=(--resume)
+    SPGLIB_WARNING=OFF OMP_NUM_THREADS=1 nohup "$BIN/ct" pretrain --data "$DATA" --targets "$targets" \
+      --weights "$weights" --epochs "$epochs" --max-minutes "$minutes" --config "$CONFIG" --threads 1 \
+      --max-atoms "$MAX_ATOMS" --exclude-formulas "$EXCLUDE" --out "$RUNS/$name" "${resume[@]}" \
+      >>"$RUNS/$name.log" 2>&1 &
+    echo "started $name (pid $!): log $RUNS/$name.log"
+  done
+}
+
+export_tables() {
+  for spec in "${RUN_SPECS[@]}"; do
+    read -r name _ <<<"$spec"
+    "$BIN/ct" export "$RUNS/$name" --name "$name" --out "$TABLES/$name.safetensors" \
+      --description "CT-UAE v2 multitask (Ef+Eg), 128-d, small CT (3 layers) on MP structures + MP compositions + OQMD/CMR perovskites" \
+      --recipe pretrain/recipes/ship_tables_v2.sh
+    "$BIN/python" -m ct_plugins.pretrain.curves "$RUNS/$name" "benchmarks/results/pretrain/$name-curves.png"
+    cp "$RUNS/$name/history.json" "benchmarks/results/pretrain/$name-history.json"
+    cp "$RUNS/$name/metrics.json" "benchmarks/results/pretrain/$name-metrics.json"
+  done
+}
+
+case "${1:-}" in
+  train) train ;;
+  export) export_tables ;;
+  *) echo "usage: $0 train|export" >&2; exit 2 ;;
+esac
