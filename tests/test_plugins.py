@@ -75,9 +75,16 @@ def test_builtin_tables_come_through_entry_points():
 def test_peers_resolve_when_installed(ct_home):
     pytest.importorskip("elementembeddings")
     for name, dim in {"megnet16": 16, "mat2vec": 200, "skipatom": 200, "magpie": 22,
-                      "oliynyk": 44, "random200": 200}.items():
+                      "oliynyk": 44, "random200": 200, "mace_mp0": 128, "orb_v2": 256, "chgnet": 64,
+                      "sevennet": 128, "matscibert": 768, "crystallm": 512, "chemeleon": 512}.items():
         table = load_table(name)
         assert table.dim == dim and "O" in table and np.isfinite(table.matrix).all()
+
+
+def test_random_controls_are_seeded_draws_of_their_width(ct_home):
+    first, again, other = load_table("random128"), load_table("random128"), load_table("random128-s1")
+    assert first.dim == 128 and len(first) == 100
+    assert np.array_equal(first.matrix, again.matrix) and not np.allclose(first.matrix, other.matrix)
 
 
 def test_cgcnn92_matches_upstream_file(ct_home):

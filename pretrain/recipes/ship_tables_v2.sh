@@ -16,7 +16,7 @@ TABLES=ct_plugins/tables
 MAX_ATOMS=128  # keeps 99.4% of MP structures; attention cost grows with the square
 # name  targets  weights  epochs  max-minutes per sitting (2-core CPU shared with other work)
 RUN_SPECS=(
-  "ct-mt-v2 ef,eg 1,1 ${MT_EPOCHS:-10} ${MT_MINUTES:-125}"
+  "ct-mt-v2 ef,eg 1,1 ${MT_EPOCHS:-7} ${MT_MINUTES:-130}"
 )
 
 train() {
