@@ -63,6 +63,10 @@ def test_cli_reduced_run_writes_reports_and_figures(tmp_path, ct_home):
     assert "| atomic radius |" in (out / "comparison.md").read_text()
     assert "![megnet16 heatmap](megnet16/heatmap.png)" in (out / "report.md").read_text()
     assert (out / "comparison_r2.png").is_file()
+    similarity = report["similarity"]
+    assert similarity["r"]["megnet16"]["megnet16"] == 1.0
+    assert -1 <= similarity["r"]["megnet16"]["magpie"] <= 1 and similarity["shared_elements"]["magpie"]["megnet16"] > 80
+    assert "Which tables are alike" in (out / "report.md").read_text() and (out / "similarity.png").is_file()
     again = run_ct("analyze", "--table", "megnet16", "--out", str(out), "--properties",
                    "atomic_radius,electrical_conductivity", "--folds", "3", "--iterations", "40", "--k-max", "4")
     assert "megnet16" in again.stdout
@@ -104,3 +108,15 @@ def test_property_with_too_few_values_is_skipped_with_count(tmp_path):
     props = result.summary["properties"]
     assert props["electrical_conductivity"]["skipped"].startswith("only 2 elements have a value")
     assert props["atomic_radius"]["n_missing"] == len(table) - props["atomic_radius"]["n_elements"]
+
+
+def test_mantel_finds_a_table_alike_to_its_rescaled_self_and_not_to_a_random_one():
+    from ct_plugins.analysis.similarity import mantel
+    from ct_plugins.registry import load_table
+
+    magpie = load_table("magpie:std")
+    rescaled = EmbeddingTable("rescaled", magpie.elements, magpie.matrix * 3.0 + 1.0, {})
+    same = mantel(magpie, rescaled, permutations=99)
+    assert same.r == pytest.approx(1.0) and same.p_value <= 0.01
+    unrelated = mantel(magpie, load_table("random128"), permutations=99)
+    assert abs(unrelated.r) < 0.3 and unrelated.p_value > 0.01

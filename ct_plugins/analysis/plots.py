@@ -203,3 +203,21 @@ def plot_comparison(r2: dict[str, dict[str, tuple[float, float]]], labels: dict[
     ax.legend(fontsize=8, ncol=min(5, len(tables) + 1), loc="lower center",
               bbox_to_anchor=(0.5, 1.0), frameon=False)
     return _save(fig, path)
+
+
+def plot_similarity(similarity: dict, path: Path) -> Path:
+    """Heatmap of the Mantel r between every pair of tables (1 = same element geometry)."""
+    plt = _pyplot()
+    names = similarity["tables"]
+    r = np.array([[similarity["r"][a][b] for b in names] for a in names], dtype=float)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * len(names), 0.6 + 0.6 * len(names)))
+    image = ax.imshow(r, cmap="viridis", vmin=min(0.0, np.nanmin(r)), vmax=1.0)
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(j, i, f"{r[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if r[i, j] < 0.6 else "black")
+    fig.colorbar(image, ax=ax, label="Mantel r (Spearman, shared elements)")
+    ax.set_title("Which tables are alike: element-distance correlation")
+    return _save(fig, path)

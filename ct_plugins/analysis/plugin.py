@@ -7,7 +7,8 @@ import sys
 
 from ct_plugins.hookspecs import hookimpl
 
-PEER_TABLES = ("cgcnn92", "megnet16", "mat2vec", "skipatom", "magpie", "random200", "onehot")
+PEER_TABLES = ("cgcnn92", "megnet16", "mat2vec", "skipatom", "magpie", "mace_mp0", "orb_v2", "chgnet",
+               "sevennet", "matscibert", "crystallm", "chemeleon", "random128", "random200", "onehot")
 CT_TABLES = ("ct-mt", "ct-ef", "ct-eg")
 
 

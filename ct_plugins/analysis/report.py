@@ -114,6 +114,16 @@ def table_markdown(summary: dict, labels: dict, prefix: str = "") -> str:
     return "\n".join(out) + "\n"
 
 
+def similarity_markdown(similarity: dict) -> str:
+    """Mantel r between every pair of tables, as a markdown matrix."""
+    names = similarity["tables"]
+    rows = [f"| {a} | " + " | ".join(f"{similarity['r'][a][b]:.2f}" for b in names) + " |" for a in names]
+    return ("## Which tables are alike (Mantel test)\n\nSpearman correlation of the element-distance "
+            "matrices (standardised rows, shared elements only); p-values from label permutations are "
+            "in report.json.\n\n| table | " + " | ".join(names) + " |\n|---|" + "---|" * len(names) + "\n"
+            + "\n".join(rows) + "\n\n![table similarity](similarity.png)\n\n")
+
+
 def write_markdown(out: Path, report: dict, folders: dict[str, Path]) -> None:
     comp = report["comparison"]
     labels = comp["labels"]
@@ -138,6 +148,6 @@ def write_markdown(out: Path, report: dict, folders: dict[str, Path]) -> None:
         "on all elements with a value (importance only; R² is always on held-out elements).\n\n"
         "## Element properties\n\n" + _properties_markdown(report["properties"])
         + f"\n## Comparison\n\n{COMPARISON_NOTE}\n\n" + comparison_markdown(comp) + "\n![R² comparison](comparison_r2.png)\n\n"
-        + "\n".join(sections)
+        + similarity_markdown(report["similarity"]) + "\n".join(sections)
     )
     _write_text(out / "report.md", text)

@@ -15,6 +15,7 @@ from ct_plugins.analysis.config import AnalysisConfig, AnalysisError
 from ct_plugins.analysis.properties import PropertyValues, load_property
 from ct_plugins.analysis.regression import PropertyFit, add_shap, cross_validate, property_data
 from ct_plugins.analysis.report import comparison, write_json, write_markdown
+from ct_plugins.analysis.similarity import similarity_matrix
 from ct_plugins.analysis.structure import run_pca, scan_kmeans, standardize
 from ct_plugins.tables import EmbeddingTable
 
@@ -65,6 +66,7 @@ def analyze_tables(tables: list[EmbeddingTable], out: Path, config: AnalysisConf
         "properties": {k: _property_summary(v) for k, v in values.items()},
         "tables": {name: r.summary for name, r in results.items()},
         "comparison": comparison(results, values),
+        "similarity": similarity_matrix(tables),
         "elapsed_seconds": round(time.time() - started, 1),
         "reused_tables": reused,  # analysed by an earlier run with identical table and settings
         "environment": _environment(),
@@ -78,6 +80,7 @@ def analyze_tables(tables: list[EmbeddingTable], out: Path, config: AnalysisConf
         {k: v.spec.paper_r2 for k, v in values.items()},
         out / "comparison_r2.png",
     )
+    plots.plot_similarity(report["similarity"], out / "similarity.png")
     return report
 
 
