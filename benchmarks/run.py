@@ -14,7 +14,7 @@ import json
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from benchmarks.downstream import TASKS, Prepared, fixed_test_split, prepare
@@ -161,6 +161,13 @@ def _upstream_seeds(item: str, parser: argparse.ArgumentParser) -> tuple[str, tu
     return upstream, _seeds(seeds)
 
 
+def _only_tables(exp: Experiment, tables: list[str], parser: argparse.ArgumentParser) -> Experiment:
+    unknown = set(tables) - {v.table for v in exp.variants}
+    if unknown:
+        parser.error(f"--tables: {exp.name} has no variant with table(s) {', '.join(sorted(unknown))}")
+    return replace(exp, variants=tuple(v for v in exp.variants if v.table in tables))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -175,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="seeds for one back-end, overriding --seeds (repeatable), "
                         "e.g. alignn=0,1,2")
     parser.add_argument("--tasks", help="comma-separated subset of the experiment's tasks")
+    parser.add_argument("--tables", help="comma-separated subset of the experiment's tables "
+                        "(e.g. default,random128:std): run only those variants now; the report "
+                        "covers what ran")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results are written")
     parser.add_argument("--work", type=Path, help="run folders, shared by the experiments of a "
                         "scale so identical runs train once (default: OUT/work/SCALE)")
@@ -183,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     seeds = _seeds(args.seeds) if args.seeds else scale.seeds
     upstream_seeds = dict(_upstream_seeds(item, parser) for item in args.upstream_seeds)
     exp = EXPERIMENTS[args.experiment]
+    if args.tables:
+        exp = _only_tables(exp, args.tables.split(","), parser)
     work = args.work or args.out / "work" / scale.name
     print(f"{exp.title}\nscale {scale.name} (scaled down: {scale.name != 'paper'}), seeds {seeds} "
           f"{upstream_seeds or ''}, epochs {scale.epochs}, records per task <= {scale.n_max or 'all'}")
