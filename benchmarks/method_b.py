@@ -83,13 +83,11 @@ def _read(path: Path) -> list[dict]:
 
 
 def _cgcnn_vectors(out: Path, metrics: dict) -> dict[str, np.ndarray]:
-    import torch
-
     from ct_plugins.adapters.cgcnn import upstream_atom_init
     from ct_plugins.elements import symbol
+    from ct_plugins.files import safe_torch_load
 
-    state = torch.load(out / "output_ct" / "best_model.ckpt", weights_only=False,
-                       map_location="cpu")["state_dict"]
+    state = safe_torch_load(out / "output_ct" / "best_model.ckpt")["state_dict"]
     weight, bias = state["embedding.weight"].numpy(), state["embedding.bias"].numpy()
     features = json.loads(upstream_atom_init().read_text())
     return {symbol(int(z)): weight @ np.asarray(x, dtype=np.float32) + bias
@@ -111,8 +109,9 @@ def _alignn_vectors(out: Path, metrics: dict) -> dict[str, np.ndarray]:
 
     from ct_plugins.adapters.alignn import UPSTREAM_FEATURES
     from ct_plugins.elements import SYMBOLS
+    from ct_plugins.files import safe_torch_load
 
-    state = torch.load(Path(metrics["output_dir"]) / "best_model.pt", map_location="cpu")
+    state = safe_torch_load(Path(metrics["output_dir"]) / "best_model.pt")
     prefix = "atom_embedding."
     layer_state = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
     hidden, width = layer_state["layer.0.weight"].shape

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from ct_plugins import __version__
 from ct_plugins.elements import UnknownElementError
+from ct_plugins.errors import InputError
 from ct_plugins.plugins import adapters, plugin_manager
 from ct_plugins.registry import TableUnavailable, import_table, load_table, table_sources
 from ct_plugins.tables import TableError
@@ -122,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except (TableError, UnknownElementError, KeyError, FileNotFoundError) as exc:
+    except (InputError, TableError, UnknownElementError, KeyError, FileNotFoundError) as exc:
         print(f"ct: error: {exc}", file=sys.stderr)
         return 2
 

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
-from ct_plugins.files import atomic_write_bytes  # temp file + fsync + os.replace
+from ct_plugins.errors import CheckpointError
+from ct_plugins.files import atomic_write_bytes, safe_torch_load  # atomic: temp file + os.replace
 
 LAST = "last.pt"  # full training state, for --resume
 BEST = "best.pt"  # best-by-validation weights, for export
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is not ours or would need unsafe unpickling to load."""
+__all__ = ["BEST", "LAST", "CheckpointError", "load_checkpoint", "save_checkpoint"]
 
 
 def save_checkpoint(payload: dict[str, Any], path: Path) -> Path:
@@ -27,22 +24,21 @@ def save_checkpoint(payload: dict[str, Any], path: Path) -> Path:
     return atomic_write_bytes(Path(path), buffer.getvalue())
 
 
+REQUIRED_KEYS = ("model", "config", "scaler", "provenance", "state")
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """A checkpoint file, or ``best.pt`` inside a run directory."""
-    import torch
-
     path = Path(path)
     if path.is_dir():
         path = path / BEST
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    # weights_only: a checkpoint is a file a user hands us, and a pickle could run code.
-    # Ours hold only tensors and plain data, so the safe loader reads all of them.
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise CheckpointError(f"{path}: not a ct-plugins checkpoint or not safe to load "
-                              f"(it holds objects besides tensors and plain data): {str(error).splitlines()[0]}") from error
+        raise CheckpointError(f"no checkpoint at {path}; give a run directory or a .pt file of `ct pretrain`")
+    checkpoint = safe_torch_load(path)
+    missing = [k for k in REQUIRED_KEYS if not isinstance(checkpoint, dict) or k not in checkpoint]
+    if missing:
+        raise CheckpointError(f"{path}: not a ct-plugins checkpoint (no {', '.join(missing)})")
+    return checkpoint
 
 
 def write_json_atomic(data: Any, path: Path) -> Path:

@@ -169,3 +169,14 @@ def test_the_one_flag_default_is_ct_mt_standardised():
     assert default.name == "ct-mt:std" and default.elements == standardised.elements
     assert (default.matrix == standardised.matrix).all()
     assert abs(default.matrix.std(axis=0) - 1).max() < 1e-4
+
+
+def test_resume_refuses_a_checkpoint_that_runs_code(data_root, tmp_path):
+    from test_safe_loading import write_evil
+
+    marker = tmp_path / "PWNED"
+    write_evil(tmp_path / "run" / LAST, marker)
+    result = run_ct("pretrain", "--data", "mp_compositions", "--data-root", str(data_root), "--epochs", "1",
+                    "--out", str(tmp_path / "run"), "--resume", check=False)
+    assert result.returncode == 2 and "last.pt: not safe to load" in result.stderr
+    assert "Traceback" not in result.stderr and not marker.exists()
