@@ -114,11 +114,31 @@ def run_from_command_line(
     argv: Sequence[str], atom_features: str | None, mode: Mode | None, missing: Missing
 ) -> int:
     """``ct cgcnn <cgcnn-tr arguments> --atom-features NAME[:mode]``."""
+    check_dataset_folders(argv)
+    check_no_earlier_model(argv)
     spec = FeatureSpec.parse(atom_features or "ct")
     table = load_table(spec.table)
     chosen = mode or spec.mode
     print(f"ct cgcnn: cgcnn-tr with table {table.name!r} ({len(table)} x {table.dim}), {chosen}")
     return run_cli(argv, table, chosen, missing)
+
+
+DATASET_OPTIONS = ("full_set", "train_set", "valid_set", "test_set")
+
+
+def check_dataset_folders(argv: Sequence[str]) -> None:
+    """Every dataset folder given to cgcnn-tr exists and has an id_prop.csv (else upstream
+    fails deep inside with a traceback)."""
+    from cgcnn2.cli import cgcnn_tr
+
+    parsed = cgcnn_tr.parse_arguments(list(argv))  # bad upstream arguments exit here, as upstream
+    for name in DATASET_OPTIONS:
+        folder = getattr(parsed, name, None)
+        option = "--" + name.replace("_", "-")
+        if folder and not Path(folder).is_dir():
+            raise InputError(f"{option} {folder}: no such folder")
+        if folder and not (Path(folder) / "id_prop.csv").is_file():
+            raise InputError(f"{option} {folder}: no id_prop.csv (rows: cif id, target)")
 
 
 def upstream_help() -> int:
@@ -196,16 +216,39 @@ def train_split(splits: dict, table: EmbeddingTable | None, cfg, out: Path) -> d
         argv += ["-lr", str(cfg.lr)]
     if cfg.small:
         argv += ["--atom-fea-len", "16", "--n-conv", "1", "--h-fea-len", "16"]
+    checkpoint = out / "output_ct" / "best_model.ckpt"
     with contextlib.chdir(out):
-        code = run_cli(argv, table, cfg.mode, cfg.missing)
+        try:
+            code = run_cli(argv, table, cfg.mode, cfg.missing)
+        except FileNotFoundError:  # upstream reloads best_model.ckpt after training
+            if checkpoint.is_file():
+                raise
+            code = 0
+    require_checkpoint(checkpoint)
     if code:
         raise RuntimeError(f"cgcnn-tr exited with status {code}")
-    checkpoint = out / "output_ct" / "best_model.ckpt"
     return {
         "val_mae": checkpoint_mae(checkpoint, folders["val"], table, cfg.mode, cfg.missing),
         "test_mae": checkpoint_mae(checkpoint, folders["test"], table, cfg.mode, cfg.missing),
         "checkpoint": str(checkpoint),
     }
+
+
+def require_checkpoint(checkpoint: Path) -> None:
+    if not checkpoint.is_file():  # cgcnn-tr saves only when the validation loss improves
+        raise TrainingFailed(f"cgcnn-tr saved no model in {checkpoint.parent}: the validation "
+                             "loss never improved (NaN?); lower --lr or check the targets")
+
+
+def check_no_earlier_model(argv: Sequence[str]) -> None:
+    """cgcnn-tr tests whatever best_model.ckpt its output folder holds (unpickled unsafely): a
+    run that saves none would report, and run, an earlier or foreign file."""
+    from cgcnn2.cli import cgcnn_tr
+
+    earlier = Path(f"output_{cgcnn_tr.parse_arguments(list(argv)).job_id}") / "best_model.ckpt"
+    if earlier.exists():
+        raise InputError(f"{earlier} exists from an earlier run; move it away or pass another "
+                         "-ji/--job-id (cgcnn-tr would test that model if this run saves none)")
 
 
 ADAPTER = CGCNNAdapter()

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable, Sequence
 
 from ct_plugins.adapter import MODES
+from ct_plugins.arguments import COUNT
 
 PASSTHROUGH = {
     "cgcnn": ("cgcnn-tr", "run the real CGCNN trainer `cgcnn-tr` with a table as atom features"),
@@ -40,7 +41,7 @@ def own_options(prog: str, upstream: str, text: str) -> argparse.ArgumentParser:
                         help="frozen (default) or trainable rows")
     parser.add_argument("--missing", choices=("error", "mean", "zero"), default="error",
                         help="elements the table lacks: fail (default) or fill with mean/zero")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--threads", type=COUNT, default=None, help="torch threads (default: torch's)")
     return parser
 
 

@@ -14,6 +14,7 @@ import logging
 import random
 from pathlib import Path
 
+from ct_plugins.arguments import COUNT, SEED, integer
 from ct_plugins.registry import load_table
 from ct_plugins.tables import TableError
 
@@ -32,9 +33,9 @@ def add_demo_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", default=None,
                         help=f"jsonl[.gz] records (default: {SHARED.relative_to(REPO.parent)} "
                         f"if present, else the shipped 120-record test sample)")
-    parser.add_argument("--n", type=int, default=400, help="records drawn (seeded) from the data")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n", type=integer(10), default=400, help="records drawn (seeded) from the data")
+    parser.add_argument("--epochs", type=COUNT, default=30)
+    parser.add_argument("--seed", type=SEED, default=0)
     parser.add_argument("--table", default="ct-mt:std",
                         help="the table to compare (default ct-mt:std, ct-mt standardised per "
                         "dimension: CGCNN's best spelling in the transfer benchmark)")
@@ -59,7 +60,8 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"\n=== CGCNN with {name} ({args.mode}) ===", flush=True)
         cfg = TrainConfig(upstream="cgcnn", data=str(data), target=TARGET, atom_features=name,
                           mode=args.mode, epochs=args.epochs, seed=args.seed,
-                          out=str(out / name.replace(":", "-")), batch_size=64, lr=1e-2)
+                          out=str(out / name.replace(":", "-")), batch_size=64, lr=1e-2,
+                          overwrite=True)  # the demo's own run folders: a rerun replaces them
         results[name] = run(cfg)
     _report(results, args)
     return 0

@@ -9,7 +9,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ct_plugins.adapter import MODES, Mode
-from ct_plugins.files import atomic_write_bytes
+from ct_plugins.arguments import COUNT, SEED, positive
+from ct_plugins.errors import TrainingFailed
+from ct_plugins.files import atomic_write_bytes, check_output_folder, fresh_output_folder
 from ct_plugins.tables import Missing
 
 UPSTREAMS = ("alignn", "megnet", "cgcnn")
@@ -33,6 +35,7 @@ class TrainConfig:
     max_abs_target: float | None = None  # drop (and count) outliers beyond this
     threads: int = 1
     small: bool = False  # tiny model sizes, for tests and smoke runs
+    overwrite: bool = False  # clear a non-empty --out (a previous run) instead of failing
     extra: dict = field(default_factory=dict)
 
 
@@ -49,6 +52,8 @@ def run(cfg: TrainConfig) -> dict:
         raise ValueError(f"unknown mode {cfg.mode!r}; choose one of {', '.join(MODES)}")
     torch.set_num_threads(cfg.threads)
     started = time.perf_counter()
+    out = Path(cfg.out).resolve()  # upstream trainers chdir into it; relative paths would break
+    check_output_folder(out, cfg.overwrite)  # before any work; cleared only once the data loaded
     table = None if cfg.atom_features == UPSTREAM_DEFAULT else load_table(cfg.atom_features)
     loaded = load_records(cfg.data, cfg.target)
     records, outliers = drop_outliers(loaded.records, cfg.max_abs_target)
@@ -82,6 +87,17 @@ def run(cfg: TrainConfig) -> dict:
     return metrics
 
 
+def require_finite(result: dict) -> dict:
+    """A run whose model scores NaN did not train (diverged); never report it as a result."""
+    import math
+
+    bad = [k for k in ("val_mae", "test_mae") if not math.isfinite(result[k])]
+    if bad:
+        raise TrainingFailed(f"training diverged: {' and '.join(bad)} not finite; "
+                             "lower --lr or check the targets")
+    return result
+
+
 def drop_outliers(records: list, limit: float | None) -> tuple[list, list[str]]:
     """Records with |target| <= limit, and the ids of those dropped (reported, never silent)."""
     if limit is None:
@@ -112,18 +128,20 @@ def add_train_parser(subparsers) -> None:
     parser.add_argument("--mode", choices=MODES, default="frozen",
                         help="frozen: table rows are fixed features; trainable: rows are a "
                         "parameter initialised from the table (default: frozen)")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--seed", type=int, default=0, help="split and initialisation seed")
+    parser.add_argument("--epochs", type=COUNT, default=30)
+    parser.add_argument("--seed", type=SEED, default=0, help="split and initialisation seed")
     parser.add_argument("--out", required=True, help="output folder (metrics.json, upstream files)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run already in --out (default: refuse a non-empty --out)")
     parser.add_argument("--split-file", help='JSON {"train": [ids], "val": [...], "test": [...]}')
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, help="learning rate (default: the upstream's)")
-    parser.add_argument("--max-abs-target", type=float, default=None,
+    parser.add_argument("--batch-size", type=COUNT, default=32)
+    parser.add_argument("--lr", type=positive, help="learning rate (default: the upstream's)")
+    parser.add_argument("--max-abs-target", type=positive, default=None,
                         help="drop records with |target| above this and report how many "
                         "(the full OQMD set has real outliers up to 25 eV/atom)")
     parser.add_argument("--missing", choices=("error", "mean", "zero"), default="error",
                         help="elements the table lacks: fail (default) or fill with mean/zero rows")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--threads", type=COUNT, default=1, help="torch threads (default 1)")
     parser.add_argument("--small", action="store_true", help="tiny model sizes (smoke tests)")
     parser.set_defaults(func=_cmd_train)
 
@@ -136,7 +154,7 @@ def _cmd_train(args) -> int:
         atom_features=args.atom_features, mode=args.mode, epochs=args.epochs, seed=args.seed,
         out=args.out, split_file=args.split_file, batch_size=args.batch_size, lr=args.lr,
         missing=args.missing, threads=args.threads, small=args.small,
-        max_abs_target=args.max_abs_target,
+        max_abs_target=args.max_abs_target, overwrite=args.overwrite,
     )
     try:
         metrics = run(cfg)

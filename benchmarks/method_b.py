@@ -50,6 +50,7 @@ def _learn(upstream: str, scale: Scale, folder: Path) -> EmbeddingTable:
     metrics = run(TrainConfig(
         upstream=upstream, data=str(corpus), target="target", atom_features=UPSTREAM_DEFAULT,
         epochs=scale.epochs[upstream], seed=0, out=str(out), small=scale.small_model,
+        overwrite=True,  # a run interrupted before its table was saved
     ))
     vectors = EXTRACTORS[upstream](out, metrics)
     return EmbeddingTable.from_mapping(f"learned-{upstream}", vectors, {

@@ -65,7 +65,7 @@ def run_one(variant: Variant, task: str, task_path: Path, seed: int, scale: Scal
         cfg = TrainConfig(
             upstream=variant.upstream, data=str(task_path), target="target",
             atom_features=table, mode=variant.mode, epochs=scale.epochs[variant.upstream],
-            seed=seed, out=str(out), small=scale.small_model, missing="mean",
+            seed=seed, out=str(out), small=scale.small_model, missing="mean", overwrite=True,
             split_file=str(split_file) if split_file else None,
         )
         return run(cfg)

@@ -9,6 +9,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ct_plugins.arguments import COUNT, SEED, positive
+from ct_plugins.errors import InputError
 from ct_plugins.hookspecs import hookimpl
 
 
@@ -33,26 +35,26 @@ def _add_pretrain(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--targets", default="ef,eg", help="comma-separated targets (default: ef,eg)")
     p.add_argument("--weights", default=None,
                    help="comma-separated loss weights, one per target (default: all 1)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs of the schedule (default: config)")
+    p.add_argument("--epochs", type=COUNT, default=None, help="epochs of the schedule (default: config)")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--config", default=None,
                    help='JSON file {"model": {...}, "train": {...}} overriding the defaults')
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
-    p.add_argument("--max-minutes", type=float, default=None,
+    p.add_argument("--max-minutes", type=positive, default=None,
                    help="do not start an epoch that would end after this many minutes")
-    p.add_argument("--stop-after", type=int, default=None,
+    p.add_argument("--stop-after", type=COUNT, default=None,
                    help="run at most this many epochs in this call (the run stays resumable)")
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--threads", type=COUNT, default=1,
                    help="torch threads per process (default 1: faster on a busy machine)")
     p.add_argument("--exclude-formulas", action="append", default=[],
                    help="file of formulas (one a line, or a CSV/JSONL with a formula column) "
                    "removed from the corpus, e.g. a downstream test set; repeatable")
-    p.add_argument("--max-atoms", type=int, default=None,
+    p.add_argument("--max-atoms", type=COUNT, default=None,
                    help="drop samples with more atoms than this (default 64; MP structures "
                    "have up to 200 atoms per cell, 99.4%% have at most 128)")
-    p.add_argument("--max-samples", type=int, default=None,
+    p.add_argument("--max-samples", type=COUNT, default=None,
                    help="use a seeded random subset of this many samples (quick runs)")
-    p.add_argument("--seed", type=int, default=None, help="seed (default: config, 0)")
+    p.add_argument("--seed", type=SEED, default=None, help="seed (default: config, 0)")
     p.set_defaults(func=cmd_pretrain)
 
 

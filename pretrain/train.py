@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ct_plugins.elements import symbol
+from ct_plugins.errors import InputError
 from ct_plugins.pretrain.batching import (
     Batch,
     SampleLike,
@@ -58,6 +59,23 @@ class TrainConfig:
     seed: int = 0
     per_source_heads: bool = True  # ef@mp and ef@oqmd: different DFT references, own heads
     eval_batch_size: int = 512
+
+    def __post_init__(self) -> None:
+        """Values from a --config file are checked like command-line options."""
+        problems = [
+            *(f"{n} must be >= 1 (got {v})" for n, v in
+              (("epochs", self.epochs), ("batch_size", self.batch_size), ("eval_batch_size", self.eval_batch_size))
+              if not (isinstance(v, int) and v >= 1)),
+            *(f"{n} must be > 0 (got {v})" for n, v in (("lr", self.lr), ("grad_clip", self.grad_clip))
+              if not v > 0),
+            *(f"{n} must be in [0, 1) (got {v})" for n, v in
+              (("val_fraction", self.val_fraction), ("test_fraction", self.test_fraction),
+               ("warmup_fraction", self.warmup_fraction)) if not 0 <= v < 1),
+        ]
+        if any(w < 0 for w in self.weights) or not any(w > 0 for w in self.weights):
+            problems.append(f"weights must be >= 0 with one > 0 (got {list(self.weights)})")
+        if problems:
+            raise InputError("pretraining config: " + "; ".join(problems))
 
 
 @dataclass

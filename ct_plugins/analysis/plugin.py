@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ct_plugins.arguments import SEED
 from ct_plugins.hookspecs import hookimpl
 
 PEER_TABLES = ("cgcnn92", "megnet16", "mat2vec", "skipatom", "magpie", "mace_mp0", "orb_v2", "chgnet",
@@ -35,7 +36,7 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--iterations", type=int, default=defaults.iterations,
                         help="CatBoost trees per model (default: %(default)s)")
     parser.add_argument("--k-max", type=int, default=defaults.k_max, help="largest k in the k-means scan (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed for CV splits, k-means, CatBoost (default: %(default)s)")
+    parser.add_argument("--seed", type=SEED, default=defaults.seed, help="seed for CV splits, k-means, CatBoost (default: %(default)s)")
     parser.add_argument("--no-shap", action="store_true", help="skip the SHAP importances and beeswarm plots")
     parser.add_argument("--force", action="store_true",
                         help="recompute tables already analysed in --out with the same settings")
