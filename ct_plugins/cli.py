@@ -96,10 +96,31 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"sha256:      {table.sha256()}")
     print(f"values:      mean {m.mean():.4g}  std {m.std():.4g}  min {m.min():.4g}  max {m.max():.4g}")
     print(f"elements:    {' '.join(table.elements)}")
+    for line in provenance_lines(table.metadata):
+        print(line)
     for key, value in table.metadata.items():
         text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
         print(f"{key + ':':12s} {text}")
     return 0
+
+
+def provenance_lines(metadata: dict) -> list[str]:
+    """The bytes a pretrained table came from: data files and exclusion lists (sha256), runtime."""
+    data = metadata.get("source_data")
+    if not isinstance(data, dict):  # peers and imports name a source, not a training run
+        return []
+    files = [(digest, path) for path, digest in data.get("data_files", {}).items()]
+    excluded = data.get("exclude_formula_files")
+    if isinstance(excluded, dict):  # older tables list the file names only
+        files += [(digest, f"{path} (excluded formulas)") for path, digest in excluded.items()]
+    lines = [f"{'data files:' if i == 0 else '':12s} {digest}  {path}" for i, (digest, path) in enumerate(files)]
+    if not files:
+        lines.append("data files:  not recorded (exported before data files were hashed)")
+    if "excluded_formulas_sha256" in data:
+        lines.append(f"exclusions:  {data.get('excluded_formula_count')} formulas, sha256 {data['excluded_formulas_sha256']}")
+    runtime = metadata.get("runtime") or {}
+    lines.append("runtime:     " + (", ".join(f"{k} {v}" for k, v in runtime.items()) or "not recorded"))
+    return lines
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # data.py imports this module; avoid the cycle at run time
@@ -58,6 +59,18 @@ class CleaningReport:
     kept: Counter = field(default_factory=Counter)
     strict: bool = False
     log: list[Event] = field(default_factory=list, repr=False)  # every event, in order
+    files: dict[str, str] = field(default_factory=dict)  # every data file read -> its sha256
+
+    def read_file(self, path: Path) -> None:
+        """Record a data file about to be read (provenance: which bytes made the corpus)."""
+        from ct_plugins.files import file_sha256
+
+        self.files[str(path)] = file_sha256(path)
+
+    @property
+    def last_file(self) -> str | None:
+        """The file read most recently: the one a read error came from."""
+        return next(reversed(self.files), None)
 
     def add(self, source: str, reason: str, record_id: str, detail: str = "") -> None:
         """Record one dropped record or target; raises in strict mode."""
@@ -94,6 +107,7 @@ class CleaningReport:
             "dropped": {source: dict(per_reason) for source, per_reason in self.events.items()},
             "dropped_total": dict(self.counts),
             "examples": dict(self.examples),
+            "files": dict(self.files),
         }
 
     def summary(self) -> str:

@@ -595,26 +595,28 @@ class CorpusSpec:
     strict: bool = False
 
 
-def _required(path: Path) -> Path:
+def _required(path: Path, report: CleaningReport) -> Path:
+    """The file, recorded with its sha256 in the report (provenance); missing: a clear error."""
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} is missing: offline corpora are read from the shared data folder "
             f"(../shared/data, see its README.md); point CorpusSpec.data_dir / --data-root or {DATA_ENV} at it"
         )
+    report.read_file(path)
     return path
 
 
 def _mp_compositions(spec: CorpusSpec, root: Path, report: CleaningReport) -> list[Sample]:
     folder = root / "mp_compositions"
-    ef = _required(folder / "mp_e_form.csv.gz") if "ef" in spec.targets else None
-    eg = _required(folder / "mp_gap.csv.gz") if "eg" in spec.targets else None
+    ef = _required(folder / "mp_e_form.csv.gz", report) if "ef" in spec.targets else None
+    eg = _required(folder / "mp_gap.csv.gz", report) if "eg" in spec.targets else None
     return composition_samples(ef, eg, report=report, cache=spec.cache, progress=spec.progress)
 
 
 def _perovskites(name: str, target_keys: Mapping[str, str], per_cell: Collection[str] = ()):
     def load(spec: CorpusSpec, root: Path, report: CleaningReport) -> list[Sample]:
         keys = {k: v for k, v in target_keys.items() if k in spec.targets}
-        path = _required(root / "perovskites" / f"{name}_perovskites.jsonl.gz")
+        path = _required(root / "perovskites" / f"{name}_perovskites.jsonl.gz", report)
         return structure_samples(path, keys, source=name, per_cell=per_cell, report=report,
                                  cache=spec.cache, workers=spec.workers, progress=spec.progress)
 
@@ -646,6 +648,7 @@ def file_samples(path: Path, spec: CorpusSpec, report: CleaningReport) -> list[S
     """
     source = path.name.split(".")[0]
     stem = path.name.removesuffix(".gz")
+    _required(path, report)
     if stem.endswith(".csv"):
         return composition_table_samples([(path, {t: t for t in spec.targets})], source=source, report=report,
                                          cache=spec.cache, progress=spec.progress)
@@ -670,8 +673,11 @@ SOURCES: dict[str, SourceLoader] = {
 ALIASES = {"mp": "mp_compositions", "megnet": "jarvis_megnet", "dft_3d": "jarvis_dft_3d"}
 
 
-def build_corpus(spec: CorpusSpec | None = None) -> tuple[list[Sample], CleaningReport]:
-    """Load, clean and leakage-filter the corpus; the report says what was dropped and why."""
+def build_corpus(
+    spec: CorpusSpec | None = None, report: CleaningReport | None = None
+) -> tuple[list[Sample], CleaningReport]:
+    """Load, clean and leakage-filter the corpus; the report says what was dropped and why
+    (pass your own ``report`` to see which file was being read when a load fails)."""
     spec = spec or CorpusSpec()
     names = [ALIASES.get(s, s) for s in spec.sources]
     unknown = [s for s in names if s not in SOURCES and not Path(s).is_file()]
@@ -680,7 +686,7 @@ def build_corpus(spec: CorpusSpec | None = None) -> tuple[list[Sample], Cleaning
                          "or a .csv / .jsonl file")
     shared = [s for s in names if s in SOURCES and not s.startswith("jarvis_")]
     root = Path(spec.data_dir) if spec.data_dir else (shared_data_dir() if shared else Path("."))
-    report = CleaningReport(strict=spec.strict)
+    report = report if report is not None else CleaningReport(strict=spec.strict)
     raw: list[Sample] = []
     for name in names:
         raw += SOURCES[name](spec, root, report) if name in SOURCES else file_samples(Path(name), spec, report)

@@ -9,17 +9,14 @@ and left out, so an adapter fails (or fills, if asked) loudly instead of using n
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ct_plugins.elements import SYMBOLS, atomic_number
+from ct_plugins.provenance import git_commit
 from ct_plugins.tables import EmbeddingTable
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
 
 def table_from_checkpoint(
     checkpoint: dict[str, Any],
@@ -44,6 +41,8 @@ def table_from_checkpoint(
         "task_counts": checkpoint["provenance"].get("task_counts", {}),
         "created_commit": git_commit(),
         "training_commit": checkpoint["provenance"].get("data", {}).get("commit", "unknown"),
+        "training_dirty": checkpoint["provenance"].get("data", {}).get("dirty"),
+        "runtime": checkpoint["provenance"].get("runtime", {}),  # python/torch that trained
         "recipe": recipe or "",
         "row_definition": "W[:, Z-1] + b of the CT atom-embedding Linear(100, C) layer",
     }
@@ -55,17 +54,6 @@ def element_rows(state_dict: dict[str, Any]) -> np.ndarray:
     weight = state_dict["atom_embedding.weight"].detach().cpu().numpy()
     bias = state_dict["atom_embedding.bias"].detach().cpu().numpy()
     return (weight.T + bias).astype(np.float32)
-
-
-def git_commit() -> str:
-    """``git rev-parse HEAD`` of the source tree, or "unknown" outside a git checkout."""
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return result.stdout.strip() if result.returncode == 0 else "unknown"
 
 
 def export_table(

@@ -78,13 +78,17 @@ def build_config(args: argparse.Namespace) -> Any:
 
     from ct_plugins.pretrain.train import PretrainConfig
 
-    config = PretrainConfig.from_json(args.config) if args.config else PretrainConfig()
+    try:
+        config = PretrainConfig.from_json(args.config) if args.config else PretrainConfig()
+    except (OSError, ValueError, TypeError) as error:  # unreadable, bad JSON, unknown fields
+        raise InputError(f"--config {args.config}: {error}") from error
     targets = tuple(t.strip() for t in args.targets.split(",") if t.strip())
-    weights = (
-        tuple(float(w) for w in args.weights.split(",")) if args.weights else (1.0,) * len(targets)
-    )
+    try:
+        weights = tuple(float(w) for w in args.weights.split(",")) if args.weights else (1.0,) * len(targets)
+    except ValueError as error:
+        raise InputError(f"--weights {args.weights!r}: expected comma-separated numbers") from error
     if len(weights) != len(targets):
-        raise SystemExit(f"ct pretrain: {len(targets)} targets but {len(weights)} weights")
+        raise InputError(f"{len(targets)} targets but {len(weights)} weights")
     changes: dict[str, Any] = {"targets": targets, "weights": weights}
     if args.epochs is not None:
         changes["epochs"] = args.epochs
@@ -113,11 +117,20 @@ def read_formula_file(path: str | Path) -> set[str]:
 
 def load_samples(args: argparse.Namespace, targets: tuple[str, ...], seed: int) -> tuple[list, dict]:
     """The cleaned, leakage-filtered corpus named by --data, and its provenance."""
+    import hashlib
+    import zlib
+
     import numpy as np
 
+    from ct_plugins.files import file_sha256
+    from ct_plugins.pretrain.cleaning import CleaningReport
     from ct_plugins.pretrain.data import CorpusSpec, build_corpus
 
-    excluded = set().union(*(read_formula_file(f) for f in args.exclude_formulas))
+    try:
+        excluded = set().union(*(read_formula_file(f) for f in args.exclude_formulas))
+    except (OSError, ValueError, KeyError) as error:
+        raise InputError(f"--exclude-formulas: cannot read ({type(error).__name__}: {_first_line(error)})") from error
+    report = CleaningReport()
     spec = CorpusSpec(
         sources=tuple(s.strip() for s in args.data.split(",") if s.strip()),
         data_dir=Path(args.data_root) if args.data_root else None,
@@ -125,20 +138,26 @@ def load_samples(args: argparse.Namespace, targets: tuple[str, ...], seed: int) 
         targets=targets,
         **({"max_atoms": args.max_atoms} if args.max_atoms is not None else {}),
     )
-    samples, report = build_corpus(spec)
+    try:
+        samples, report = build_corpus(spec, report)
+    except (OSError, EOFError, UnicodeDecodeError, ValueError, zlib.error) as error:  # truncated gzip, bad JSON
+        where = report.last_file or f"--data {args.data}"
+        raise InputError(f"{where}: cannot read ({type(error).__name__}: {_first_line(error)})") from error
     print(report.summary(), flush=True)
     if args.max_samples is not None and args.max_samples < len(samples):
         keep = np.sort(np.random.default_rng(seed).permutation(len(samples))[: args.max_samples])
         samples = [samples[i] for i in keep]
-    from ct_plugins.pretrain.export import git_commit
+    from ct_plugins.provenance import code_provenance
 
     provenance = {
-        "commit": git_commit(),  # the code that trained; the table records its export commit too
+        **code_provenance(),  # the code that trained; the table records its export commit too
         "sources": list(spec.sources),
         "data_dir": str(spec.data_dir or "../shared/data"),
+        "data_files": dict(report.files),  # path -> sha256 of every file the corpus was read from
         "cleaning": report.to_dict(),
-        "exclude_formula_files": list(args.exclude_formulas),
+        "exclude_formula_files": {f: file_sha256(Path(f)) for f in args.exclude_formulas},
         "excluded_formula_count": len(excluded),
+        "excluded_formulas_sha256": hashlib.sha256("\n".join(sorted(excluded)).encode()).hexdigest(),
         "max_samples": args.max_samples,
         "max_atoms": spec.max_atoms,
         "samples_used": len(samples),
@@ -157,16 +176,36 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from ct_plugins.pretrain.augment import Augmenter
     from ct_plugins.pretrain.train import Budget, pretrain
 
+    from ct_plugins.provenance import runtime_versions
+
     torch.set_num_threads(args.threads)
+    check_run_folder(Path(args.out), args.resume)  # before minutes of corpus loading
     config = build_config(args)
     samples, provenance = load_samples(args, config.train.targets, config.train.seed)
     metrics = pretrain(
         samples, config, args.out, resume=args.resume,
         budget=Budget(args.max_minutes, args.stop_after), augment=Augmenter(),
-        provenance={"data": provenance},
+        provenance={"data": provenance, "runtime": runtime_versions()},
     )
     print(f"metrics written to {Path(args.out) / 'metrics.json'}: test MAE {metrics['test_mae']}")
     return 0
+
+
+def check_run_folder(out: Path, resume: bool) -> None:
+    from ct_plugins.pretrain.checkpoint import LAST
+
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; give a run folder")
+    has_run = (out / LAST).is_file()
+    if resume and not has_run:
+        raise InputError(f"--resume: {out} holds no run ({LAST} missing); drop --resume to start one")
+    if has_run and not resume:
+        raise InputError(f"--out {out} already holds a run; pass --resume to continue it "
+                         "(with a larger --epochs to extend it) or choose a new folder")
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).splitlines() or [""])[0]
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ct_plugins.files import file_sha256
 from ct_plugins.pretrain.cleaning import CleaningReport, Event
 
 log = logging.getLogger(__name__)
@@ -29,14 +30,6 @@ def cache_dir() -> Path:
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ct_plugins"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cache_key(files: Iterable[Path | None], *options: object) -> str:

@@ -290,13 +290,16 @@ class Trainer:
 
     def resume(self, run_dir: Path) -> None:
         checkpoint = load_checkpoint(Path(run_dir) / LAST)
-        if checkpoint["config"] != self.config.to_dict():
-            raise ValueError(
-                f"{run_dir}: its config differs from this run's; resume with the same data and "
-                f"config (saved: {checkpoint['config']}, now: {self.config.to_dict()})"
-            )
+        changed = config_changes(checkpoint["config"], self.config.to_dict())
+        if changed:
+            raise InputError(f"{run_dir}: cannot resume, the config differs in {'; '.join(changed)}; "
+                             "resume with the same data and config (only --epochs may grow)")
         if checkpoint["scaler"] != self.scaler.to_dict():
-            raise ValueError(f"{run_dir}: target normalisation differs; the data changed")
+            raise InputError(f"{run_dir}: cannot resume, the target normalisation differs: the data changed")
+        done = checkpoint["state"]["epoch"]
+        if self.config.train.epochs < done:
+            raise InputError(f"{run_dir}: the run already completed {done} epochs; "
+                             f"--epochs {self.config.train.epochs} would shorten it")
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
@@ -388,18 +391,21 @@ class Trainer:
         return collate(samples, self.scaler, self.config.train.per_source_heads)
 
     @torch.no_grad()
-    def evaluate(self, samples: Sequence[SampleLike]) -> dict[str, float]:
-        """MAE per task in target units; deterministic batches sorted by length."""
+    def evaluate(self, samples: Sequence[SampleLike],
+                 predict: Callable[[Batch], torch.Tensor] | None = None) -> dict[str, float]:
+        """MAE per task in target units (of the model, or of ``predict``); deterministic batches
+        sorted by length."""
         if not samples:
             return {}
         self.model.eval()
+        predict = predict or (lambda batch: self.model(batch.z, batch.coords, batch.has_coords))
         meter = MaeMeter(self.scaler)
         order = np.argsort([len(s.z) for s in samples], kind="stable")
         size = self.config.train.eval_batch_size
         for start in range(0, len(order), size):
             batch = collate([samples[i] for i in order[start : start + size]], self.scaler,
                             self.config.train.per_source_heads)
-            meter.add(self.model(batch.z, batch.coords, batch.has_coords), batch)
+            meter.add(predict(batch), batch)
         return meter.result()
 
     def _finish_epoch(self, train_mae: dict[str, float], val_mae: dict[str, float], seconds: float) -> None:
@@ -429,6 +435,8 @@ class Trainer:
         test_mae = self.evaluate(self.test_set)
         metrics = {
             "test_mae": test_mae,
+            # the baseline every MAE is read against: the training mean (0 in standardised units)
+            "mean_predictor_test_mae": self.evaluate(self.test_set, lambda batch: torch.zeros_like(batch.targets)),
             "val_mae_best": self.state.history[self.state.best_epoch - 1]["val_mae"]
             if self.state.best_epoch else {},
             "best_epoch": self.state.best_epoch,
@@ -458,6 +466,25 @@ class Trainer:
     @staticmethod
     def _log(text: str) -> None:
         print(text, flush=True)
+
+
+def config_changes(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """``"train.lr: 0.001 -> 0.01"`` for every field that differs, except ``train.epochs``:
+    a finished run may be extended (the cosine schedule then stretches to the new length)."""
+    flat_saved, flat_now = _flatten(saved), _flatten(now)
+    keys = sorted((set(flat_saved) | set(flat_now)) - {"train.epochs"})
+    return [f"{k}: {flat_saved.get(k)} -> {flat_now.get(k)}" for k in keys
+            if flat_saved.get(k) != flat_now.get(k)]
+
+
+def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _fmt(mae: dict[str, float]) -> str:

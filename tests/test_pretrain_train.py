@@ -64,7 +64,23 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def test_resume_two_plus_two_equals_four_epochs(samples, tmp_path, one_thread):
+@pytest.fixture
+def trained_epochs(monkeypatch) -> list[int]:
+    """The epochs each Trainer actually trains (a resume that restarts would train epoch 0)."""
+    from ct_plugins.pretrain.train import Trainer
+
+    seen: list[int] = []
+    original = Trainer._train_epoch
+
+    def spy(self, model):
+        seen.append(self.state.epoch)
+        return original(self, model)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", spy)
+    return seen
+
+
+def test_resume_two_plus_two_equals_four_epochs(samples, tmp_path, one_thread, trained_epochs):
     from ct_plugins.pretrain.augment import Augmenter
 
     straight = tmp_path / "straight"
@@ -72,7 +88,9 @@ def test_resume_two_plus_two_equals_four_epochs(samples, tmp_path, one_thread):
     chunked = tmp_path / "chunked"
     first = pretrain(samples, tiny_config(4), chunked, budget=Budget(stop_after_epochs=2), augment=Augmenter())
     assert first["completed_epochs"] == 2 and first["stopped_early"]
+    trained_epochs.clear()
     pretrain(samples, tiny_config(4), chunked, resume=True, augment=Augmenter())
+    assert trained_epochs == [2, 3]  # only the remaining epochs ran (0-based epoch index)
     a, b = load_checkpoint(straight / LAST), load_checkpoint(chunked / LAST)
     assert a["state"]["epoch"] == b["state"]["epoch"] == 4
     for key, tensor in a["model"].items():
@@ -83,14 +101,35 @@ def test_resume_two_plus_two_equals_four_epochs(samples, tmp_path, one_thread):
     assert set(history[0]["val_mae"]) == {"ef@mp_compositions", "eg@mp_compositions", "ef@oqmd", "eg@oqmd"}
     metrics = json.loads((straight / "metrics.json").read_text())
     assert metrics["completed_epochs"] == 4 and set(metrics["test_mae"]) <= set(history[0]["val_mae"])
+    assert set(metrics["mean_predictor_test_mae"]) == set(metrics["test_mae"])
+    assert all(v > 0 for v in metrics["mean_predictor_test_mae"].values())
 
 
-def test_existing_run_needs_resume_and_same_config(samples, tmp_path, one_thread):
+def test_existing_run_needs_resume_and_same_config(samples, tmp_path, one_thread, trained_epochs):
+    from dataclasses import replace
+
+    from ct_plugins.errors import InputError
+
     pretrain(samples, tiny_config(1), tmp_path)
     with pytest.raises(FileExistsError, match="--resume"):
         pretrain(samples, tiny_config(1), tmp_path)
-    with pytest.raises(ValueError, match="config differs"):
-        pretrain(samples, tiny_config(3), tmp_path, resume=True)
+    other = tiny_config(1)
+    other = replace(other, train=replace(other.train, batch_size=16, lr=0.01))
+    with pytest.raises(InputError, match=r"config differs in train.batch_size: 32 -> 16; train.lr: 0.001 -> 0.01"):
+        pretrain(samples, other, tmp_path, resume=True)
+    trained_epochs.clear()
+    extended = pretrain(samples, tiny_config(3), tmp_path, resume=True)  # a finished run grows
+    assert trained_epochs == [1, 2] and extended["completed_epochs"] == 3
+    with pytest.raises(InputError, match="already completed 3 epochs"):
+        pretrain(samples, tiny_config(2), tmp_path, resume=True)
+
+
+@pytest.mark.parametrize("field, value", [("epochs", 0), ("batch_size", 0), ("lr", 0.0), ("weights", (0.0, 0.0))])
+def test_pretraining_config_values_are_checked(field, value):
+    from ct_plugins.errors import InputError
+
+    with pytest.raises(InputError, match=field):
+        TrainConfig(**{field: value})
 
 
 def test_export_provenance_and_unseen_elements(samples, tmp_path, one_thread):
@@ -128,6 +167,17 @@ def test_cli_pretrain_export_and_load_by_name(data_root, tmp_path, ct_home):
     assert data["excluded_formula_count"] == 1 and data["cleaning"]["dropped"]["oqmd"]["excluded_formula"] >= 1
     assert table.metadata["training_config"]["train"]["weights"] == [1.0, 0.5]
     assert table.metadata["training_commit"] == table.metadata["created_commit"]
+    from ct_plugins.files import file_sha256
+
+    mp = data_root / "mp_compositions"
+    assert data["data_files"] == {str(mp / f): file_sha256(mp / f) for f in ("mp_e_form.csv.gz", "mp_gap.csv.gz")} | {
+        str(data_root / "perovskites" / "oqmd_perovskites.jsonl.gz"):
+            file_sha256(data_root / "perovskites" / "oqmd_perovskites.jsonl.gz")}
+    assert data["exclude_formula_files"] == {str(banned): file_sha256(banned)}
+    assert table.metadata["runtime"]["torch"] == str(torch.__version__) and table.metadata["runtime"]["python"]
+    shown = run_ct("tables", "show", str(table_file)).stdout
+    for text in ("data files:", file_sha256(banned), "runtime:", f"torch {torch.__version__}"):
+        assert text in shown, text
     run_ct("tables", "import", str(table_file), "--name", "ct-cli")
     assert load_table("ct-cli").dim == 8
 
@@ -137,8 +187,9 @@ def test_two_process_ddp(data_root, tmp_path):
     config.write_text(json.dumps(TINY_CONFIG))
     torchrun = Path(sys.executable).with_name("torchrun")
     run = tmp_path / "ddp"
+    script = Path(__file__).with_name("ddp_ranks.py")  # ct pretrain, saving every rank's weights
     result = subprocess.run(
-        [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "ct_plugins.cli", "pretrain",
+        [str(torchrun), "--standalone", "--nproc_per_node", "2", str(script), "pretrain",
          "--data", "mp_compositions", "--data-root", str(data_root), "--epochs", "2",
          "--config", str(config), "--out", str(run)],
         capture_output=True, text=True, timeout=300,
@@ -147,6 +198,11 @@ def test_two_process_ddp(data_root, tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["processes"] == 2 and metrics["completed_epochs"] == 2
     assert set(metrics["test_mae"]) == {"ef@mp_compositions", "eg@mp_compositions"}
+    ranks = [torch.load(run / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    trained = load_checkpoint(run / LAST)["model"]
+    for key, tensor in ranks[0].items():  # DDP keeps every replica identical after each step
+        assert torch.equal(tensor, ranks[1][key]), key
+        assert torch.equal(tensor, trained[key]), key
 
 
 @pytest.mark.parametrize("name", ["ct-mt", "ct-ef", "ct-eg", "ct"])
