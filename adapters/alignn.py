@@ -34,6 +34,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ct_plugins.adapter import Adapter, Mode
+from ct_plugins.errors import InputError
 from ct_plugins.adapters._common import (
     FeatureSpec, check_mode, covered_elements, init_then, onehot_rows, patch_or_upstream,
     swapped,
@@ -180,8 +181,10 @@ def run_from_command_line(argv: Sequence[str], atom_features: str | None, mode: 
     name there runs upstream unpatched. With it, a copy of the config carrying that name is used.
     """
     argv = list(argv)
-    config_path = Path(_option(argv, "--config_name") or UPSTREAM_DEFAULT_CONFIG)
-    config = json.loads(config_path.read_text())
+    config = read_config(_option(argv, "--config_name"))
+    root = _option(argv, "--root_dir")
+    if root is not None and not Path(root).is_dir():
+        raise InputError(f"--root_dir {root}: no such folder")
     text = atom_features or config.get("atom_features", "cgcnn")
     if text in JARVIS_FEATURES:
         print(f"ct alignn: atom_features {text!r} is upstream's own; running train_alignn unpatched")
@@ -197,6 +200,21 @@ def run_from_command_line(argv: Sequence[str], atom_features: str | None, mode: 
             copy.write_text(json.dumps(config, indent=2))
             argv = _with_option(argv, "--config_name", str(copy))
         return run_cli(argv, table, chosen, missing, names=(text, spec.table))
+
+
+def read_config(name: str | None) -> dict:
+    """The train_alignn config; upstream's default path is relative to alignn's source tree,
+    so ``ct alignn`` asks for one explicitly."""
+    if name is None:
+        raise InputError("ct alignn needs --config_name CONFIG.json (a train_alignn config; its "
+                         f"default {UPSTREAM_DEFAULT_CONFIG} exists only in alignn's source tree)")
+    try:
+        config = json.loads(Path(name).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise InputError(f"--config_name {name}: cannot read the config ({error})") from error
+    if not isinstance(config, dict):
+        raise InputError(f"--config_name {name}: expected a JSON object")
+    return config
 
 
 def run_cli_unpatched(argv: Sequence[str]) -> int:

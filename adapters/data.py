@@ -6,6 +6,7 @@ import csv
 import gzip
 import json
 import math
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,13 +14,14 @@ from typing import Any
 import numpy as np
 
 from ct_plugins.elements import UnknownElementError, atomic_number
+from ct_plugins.errors import InputError
 from ct_plugins.tables import EmbeddingTable, Missing
 
 SPLITS = ("train", "val", "test")
 STRUCTURE_SUFFIXES = ("", ".cif", ".vasp", ".poscar")
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """Input data that cannot be trained on; the message names the record."""
 
 
@@ -43,19 +45,27 @@ class Loaded:
 def load_records(path: str | Path, target: str) -> Loaded:
     """Records from ``*.jsonl[.gz]`` (``cif`` + ``target`` fields) or a folder with ``id_prop.csv``."""
     path = Path(path)
+    if not path.exists():
+        raise DataError(f"data not found: {path}")
     if path.is_dir():
         return _load_folder(path)
     if path.name.endswith((".jsonl", ".jsonl.gz")):
         return _load_jsonl(path, target)
-    if not path.exists():
-        raise DataError(f"data not found: {path}")
     raise DataError(f"{path}: expected a .jsonl/.jsonl.gz file or a folder with id_prop.csv")
 
 
 def _load_jsonl(path: Path, target: str) -> Loaded:
+    try:
+        return _nonempty(_parse_jsonl(path, target), path)
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:  # truncated / not gzip
+        raise DataError(f"{path}: cannot read ({type(exc).__name__}: {exc}); is it a complete "
+                        f"{'gzip-compressed ' if path.name.endswith('.gz') else ''}JSON-lines file?") from exc
+
+
+def _parse_jsonl(path: Path, target: str) -> Loaded:
     opener = gzip.open if path.name.endswith(".gz") else open
     records, unlabelled, seen = [], [], set()
-    with opener(path, "rt") as handle:
+    with opener(path, "rt", encoding="utf-8") as handle:
         for line_no, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -63,6 +73,8 @@ def _load_jsonl(path: Path, target: str) -> Loaded:
                 raw = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataError(f"{path}:{line_no}: not a JSON record ({exc})") from exc
+            if not isinstance(raw, dict):
+                raise DataError(f"{path}:{line_no}: not a JSON object with fields")
             rid = str(raw.get("id", f"line{line_no}"))
             where = f"{path}:{line_no} (id {rid})"
             if rid in seen:
@@ -78,7 +90,7 @@ def _load_jsonl(path: Path, target: str) -> Loaded:
                 raise DataError(f"{where}: no 'cif' field")
             structure = parse_structure(raw["cif"], "cif", where)
             records.append(Record(rid, structure, _number(raw[target], where)))
-    return _nonempty(Loaded(records, unlabelled), path)
+    return Loaded(records, unlabelled)
 
 
 def _load_folder(folder: Path) -> Loaded:
@@ -134,6 +146,8 @@ def parse_structure(text: str, fmt: str, where: str):
 
 
 def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool):  # JSON true would silently train on 1.0
+        raise DataError(f"{where}: target {value!r} is a boolean, not a number")
     try:
         number = float(value)
     except (TypeError, ValueError) as exc:
@@ -160,6 +174,24 @@ def check_coverage(records: list[Record], table: EmbeddingTable, missing: Missin
                 f"record {record.id}: element(s) {', '.join(absent)} not covered by table "
                 f"{table.name!r}; use another table or --missing mean|zero"
             )
+
+
+def filled_elements(records: list[Record], table: EmbeddingTable, missing: Missing) -> dict[str, int]:
+    """Element -> atoms in ``records`` that get a filled (mean/zero) row, printed: a fill is a
+    change to the data the user must see."""
+    if missing == "error":
+        return {}
+    counts: dict[str, int] = {}
+    for record in records:
+        for site in record.structure:
+            element = site.specie.symbol
+            if element not in table:
+                counts[element] = counts.get(element, 0) + 1
+    filled = dict(sorted(counts.items(), key=lambda kv: atomic_number(kv[0])))
+    if filled:
+        print(f"ct train: --missing {missing}: {len(filled)} element(s) not in table {table.name!r} get "
+              f"{missing} rows: " + ", ".join(f"{e} ({n} atoms)" for e, n in filled.items()))
+    return filled
 
 
 def split_records(

@@ -19,7 +19,7 @@ def atom_embedding(
     from ct_plugins.plugins import plugin_manager
 
     resolved = table if isinstance(table, EmbeddingTable) else load_table(table)
-    policy: Missing = missing or ("zero" if elements is None else "error")
+    policy: Missing = missing or "error"  # fill only when asked, like EmbeddingTable.rows
     names = None if elements is None else [symbol(e) if isinstance(e, int) else e for e in elements]
     provided = plugin_manager().hook.provide_atom_embedding(
         table=resolved, elements=names, trainable=trainable, missing=policy)

@@ -16,7 +16,8 @@ import ct_plugins
 class TinyCrystalGNN(torch.nn.Module):
     def __init__(self, table: str = "ct-mt", hidden: int = 32, trainable: bool = True) -> None:
         super().__init__()
-        self.embed = ct_plugins.atom_embedding(table, trainable=trainable)  # index = Z
+        # index = Z; elements the table lacks (never seen in pretraining) start as zero rows
+        self.embed = ct_plugins.atom_embedding(table, trainable=trainable, missing="zero")
         self.conv = GCNConv(self.embed.embedding_dim, hidden)
         self.head = torch.nn.Linear(hidden, 1)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,7 +44,7 @@ def run(cfg: TrainConfig) -> dict:
     """Load, split, train with the upstream trainer inside the patch, write ``metrics.json``."""
     import torch
 
-    from ct_plugins.adapters.data import check_coverage, load_records, split_records
+    from ct_plugins.adapters.data import check_coverage, filled_elements, load_records, split_records
     from ct_plugins.registry import load_table
 
     if cfg.upstream not in UPSTREAMS:
@@ -59,11 +60,11 @@ def run(cfg: TrainConfig) -> dict:
     records, outliers = drop_outliers(loaded.records, cfg.max_abs_target)
     if table is not None:
         check_coverage(records, table, cfg.missing)
+    filled = filled_elements(records, table, cfg.missing) if table is not None else {}
     splits = split_records(records, cfg.seed, cfg.split_file)
-    out = Path(cfg.out).resolve()  # upstream trainers chdir into it; relative paths would break
-    out.mkdir(parents=True, exist_ok=True)
+    fresh_output_folder(out, cfg.overwrite)
     backend = importlib.import_module(f"ct_plugins.adapters.{cfg.upstream}")
-    result = backend.train_split(splits, table, cfg, out)
+    result = require_finite(backend.train_split(splits, table, cfg, out))
     metrics = {
         "upstream": cfg.upstream,
         "upstream_version": backend.ADAPTER.installed_version(),
@@ -78,6 +79,7 @@ def run(cfg: TrainConfig) -> dict:
         "table": table.name if table else UPSTREAM_DEFAULT,
         "table_dim": table.dim if table else None,
         "table_sha256": table.sha256() if table else None,
+        "filled_elements": filled,  # element -> atoms given a --missing mean/zero row
         "mode": cfg.mode,
         "seed": cfg.seed,
         "wall_s": round(time.perf_counter() - started, 2),
@@ -159,7 +161,7 @@ def _cmd_train(args) -> int:
     try:
         metrics = run(cfg)
     except DataError as exc:
-        print(f"ct train: data error: {exc}")
+        print(f"ct train: data error: {exc}", file=sys.stderr)
         return 2
     print(summary_line(metrics))
     print(f"metrics written to {Path(cfg.out) / 'metrics.json'}")

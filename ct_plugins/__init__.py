@@ -14,8 +14,9 @@ def atom_embedding(table="ct-mt", elements=None, trainable=True, missing=None):
     ``table``: a name (``"ct-mt"``, ``"megnet16"``, ...), a file path or an EmbeddingTable.
     ``elements=None``: index = atomic number Z, shape (101, d), row 0 unused (zeros).
     ``elements=[...]``: index = position in that list (symbols or Z).
-    ``missing``: rows for elements the table lacks: ``"error"``, ``"mean"`` or ``"zero"``;
-    ``None`` means ``"zero"`` for Z indexing and ``"error"`` for an explicit element list.
+    ``missing``: rows for elements the table lacks: ``"error"`` (``None``, the default: a
+    table without every element H..Fm then needs ``elements`` or an explicit fill),
+    ``"mean"`` or ``"zero"``.
     ``trainable``: rows are fine-tuned (True) or fixed (``requires_grad=False``).
     Plugins may supply the module through the ``provide_atom_embedding`` hook.
     """

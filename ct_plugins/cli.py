@@ -54,6 +54,7 @@ def _add_tables_commands(commands: argparse._SubParsersAction) -> None:
     imp = sub.add_parser("import", help="store a table file under a name, loadable like any other")
     imp.add_argument("file", help=".safetensors, atom_init-style .json, symbol-keyed .json or .csv")
     imp.add_argument("--name", required=True, help="name to register the table under")
+    imp.add_argument("--force", action="store_true", help="replace an imported table of that name")
     imp.set_defaults(func=cmd_import)
 
 
@@ -131,7 +132,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    path = import_table(args.file, args.name)
+    path = import_table(args.file, args.name, force=args.force)
     print(f"imported {args.file} as table {args.name!r} ({path})")
     return 0
 

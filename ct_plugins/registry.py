@@ -53,7 +53,7 @@ def load_table(name_or_path: str | os.PathLike, manager: pluggy.PluginManager | 
     sources = table_sources(manager)
     if base in sources:
         table = sources[base].load()
-    elif Path(base).is_file():
+    elif _is_file(base):
         table = EmbeddingTable.read(base)
     else:
         raise TableError(
@@ -64,12 +64,22 @@ def load_table(name_or_path: str | os.PathLike, manager: pluggy.PluginManager | 
     return table.standardized() if modifier == "std" else table
 
 
-def import_table(path: str | os.PathLike, name: str) -> Path:
-    """Copy a table file into the user table folder under ``name`` (then loadable by name)."""
-    if not name or "/" in name or ":" in name:
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):  # a NUL byte or an over-long name: not a file, just a bad name
+        return False
+
+
+def import_table(path: str | os.PathLike, name: str, force: bool = False) -> Path:
+    """Copy a table file into the user table folder under ``name`` (then loadable by name);
+    replacing an imported table of that name needs ``force``."""
+    if not name or "/" in name or ":" in name or "\\" in name or name.startswith("."):
         raise TableError(f"invalid table name {name!r}")
     taken = table_sources().get(name)
     if taken is not None and taken.group != "user":  # shadowing a shipped table would mislead
         raise TableError(f"table name {name!r} is taken by a {taken.group} table; choose another")
+    if taken is not None and not force:  # runs that used the old rows would silently change
+        raise TableError(f"a table named {name!r} is already imported; pass --force to replace it")
     table = EmbeddingTable.read(path).renamed(name)
     return table.save(user_table_dir() / f"{name}{TABLE_SUFFIX}")

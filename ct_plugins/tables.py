@@ -74,10 +74,17 @@ class EmbeddingTable:
         cls, name: str, vectors: Mapping[str, Iterable[float]], metadata: Mapping | None = None
     ) -> EmbeddingTable:
         """Build a table from ``{symbol: vector}`` in any order."""
+        if not vectors:
+            raise TableError(f"table {name!r}: no element rows")
         elements = sorted(vectors, key=atomic_number)
-        rows = [np.asarray(list(vectors[e]), dtype=np.float32) for e in elements]
-        if len({r.shape for r in rows}) > 1:
+        try:
+            rows = [np.asarray(list(vectors[e]), dtype=np.float32) for e in elements]
+        except (TypeError, ValueError) as exc:
+            raise TableError(f"table {name!r}: every element needs a list of numbers ({exc})") from exc
+        if len({r.shape for r in rows}) > 1 or rows[0].ndim != 1:
             raise TableError(f"table {name!r}: vectors have different lengths")
+        if not rows[0].size:
+            raise TableError(f"table {name!r}: vectors are empty")
         return cls(name, tuple(elements), np.stack(rows), metadata or {})
 
     # --- access -------------------------------------------------------------------------------
@@ -214,7 +221,7 @@ class EmbeddingTable:
     def from_cgcnn_json(cls, path: str | os.PathLike, name: str | None = None) -> EmbeddingTable:
         raw = _read_json(Path(path))
         try:
-            vectors = {symbol(int(z)): v for z, v in raw.items()}
+            vectors = _unique({symbol(int(z)): v for z, v in raw.items()}, len(raw), path)
         except ValueError as exc:
             raise TableError(f"{path}: keys must be atomic numbers ({exc})") from exc
         return cls.from_mapping(name or Path(path).stem, vectors, {"source_data": str(path)})
@@ -237,13 +244,17 @@ class EmbeddingTable:
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike, name: str | None = None) -> EmbeddingTable:
-        with open(path, newline="") as handle:
-            reader = csv.reader(handle)
-            next(reader, None)  # header
-            try:
-                vectors = {row[0]: [float(x) for x in row[1:]] for row in reader if row}
-            except ValueError as exc:
-                raise TableError(f"{path}: non-numeric value ({exc})") from exc
+        try:
+            with open(path, newline="", encoding="utf-8") as handle:
+                rows = [row for row in csv.reader(handle)][1:]  # [0] is the header
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise TableError(f"{path}: cannot read CSV ({exc})") from exc
+        rows = [row for row in rows if row]
+        try:
+            vectors = {row[0]: [float(x) for x in row[1:]] for row in rows}
+        except ValueError as exc:
+            raise TableError(f"{path}: non-numeric value ({exc})") from exc
+        _unique(vectors, len(rows), path)
         return cls.from_mapping(name or Path(path).stem, vectors, {"source_data": str(path)})
 
     @classmethod
@@ -281,10 +292,29 @@ def _read_safetensors(path: Path) -> tuple[dict, np.ndarray]:
     return header, matrix
 
 
+def _unique(vectors: dict, n_rows: int, path: os.PathLike) -> dict:
+    """``vectors`` unless rows named the same element (a dict would keep only the last one)."""
+    if len(vectors) != n_rows:
+        raise TableError(f"{path}: {n_rows - len(vectors)} duplicate element row(s); "
+                         "each element may appear once")
+    return vectors
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
+    from collections import Counter
+
+    repeated = sorted(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
+    if repeated:
+        raise TableError(f"duplicate key(s) {', '.join(repeated[:5])}; each element may appear once")
+    return dict(pairs)
+
+
 def _read_json(path: Path) -> dict:
     try:
-        raw = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        raw = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_no_duplicate_keys)
+    except TableError as exc:
+        raise TableError(f"{path}: {exc}") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise TableError(f"{path}: cannot read JSON table ({exc})") from exc
     if not isinstance(raw, dict):
         raise TableError(f"{path}: expected a JSON object mapping elements to vectors")

@@ -28,7 +28,7 @@ def test_ct_train_reports_a_bad_record_by_id(tmp_path):
     result = run_ct("train", "cgcnn", "--data", str(data), "--target", "formation_energy_per_atom",
                     "--atom-features", "cgcnn92", "--out", str(tmp_path / "o"), check=False)
     assert result.returncode == 2
-    assert records[4]["id"] in result.stdout and "not a number" in result.stdout
+    assert records[4]["id"] in result.stderr and "not a number" in result.stderr
 
 
 @pytest.mark.parametrize("command", ["train", "cgcnn", "alignn", "demo"])

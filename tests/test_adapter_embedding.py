@@ -17,7 +17,9 @@ from ct_plugins.tables import ElementNotInTableError, EmbeddingTable
 
 def test_indexed_by_atomic_number_with_explicit_fill():
     table = load_table("megnet16")
-    embedding = ct_plugins.atom_embedding("megnet16")
+    with pytest.raises(ElementNotInTableError):  # no silent fill unless asked
+        ct_plugins.atom_embedding("megnet16")
+    embedding = ct_plugins.atom_embedding("megnet16", missing="zero")
     assert embedding.weight.shape == (101, 16) and embedding.weight.requires_grad
     assert np.allclose(embedding(torch.tensor([8])).detach().numpy(), table.row("O"))
     covered = {atomic_number(e) for e in table.elements}
@@ -49,7 +51,7 @@ def test_a_plugin_can_provide_the_embedding():
     try:
         tiny = EmbeddingTable.from_mapping("tiny", {"O": [1.0]})
         assert isinstance(ct_plugins.atom_embedding(tiny), torch.nn.Identity)
-        assert isinstance(ct_plugins.atom_embedding("megnet16"), torch.nn.Embedding)
+        assert isinstance(ct_plugins.atom_embedding("megnet16", missing="zero"), torch.nn.Embedding)
     finally:
         manager.unregister(provider)
 
