@@ -132,7 +132,8 @@ def parse_structure(text: str, fmt: str, where: str):
             warnings.simplefilter("ignore")
             structure = Structure.from_str(text, fmt=fmt)
     except Exception as exc:  # pymatgen raises many types for bad files
-        raise DataError(f"{where}: malformed {fmt.upper()} ({type(exc).__name__}: {exc})") from exc
+        detail = " ".join(str(exc).split())[:300]  # pymatgen messages span lines; ours is one
+        raise DataError(f"{where}: malformed {fmt.upper()} ({type(exc).__name__}: {detail})") from exc
     if len(structure) == 0:
         raise DataError(f"{where}: structure has no sites")
     for specie in structure.composition.elements:

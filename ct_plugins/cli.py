@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (InputError, TableError, UnknownElementError, KeyError, FileNotFoundError) as exc:
-        print(f"ct: error: {exc}", file=sys.stderr)
+        print("ct: error: " + " ".join(str(exc).split()), file=sys.stderr)  # one line, always
         return 2
 
 
