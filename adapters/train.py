@@ -13,6 +13,7 @@ from ct_plugins.adapter import MODES, Mode
 from ct_plugins.arguments import COUNT, SEED, positive
 from ct_plugins.errors import TrainingFailed
 from ct_plugins.files import atomic_write_bytes, check_output_folder, fresh_output_folder
+from ct_plugins.provenance import code_provenance, data_sha256
 from ct_plugins.tables import Missing
 
 UPSTREAMS = ("alignn", "megnet", "cgcnn")
@@ -68,6 +69,8 @@ def run(cfg: TrainConfig) -> dict:
     metrics = {
         "upstream": cfg.upstream,
         "upstream_version": backend.ADAPTER.installed_version(),
+        **code_provenance(),  # commit and dirty flag of the code that trained
+        "data_sha256": data_sha256(cfg.data),  # a cached result is reused only for the same records
         **result,
         "epochs": cfg.epochs,
         "n_train": len(splits["train"]),

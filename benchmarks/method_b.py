@@ -57,8 +57,24 @@ def _learn(upstream: str, scale: Scale, folder: Path) -> EmbeddingTable:
         "description": f"method B: first-layer element vectors of {upstream} trained on "
                        f"{metrics['n_train']} corpus structures (Ef), test MAE "
                        f"{metrics['test_mae']:.4f}",
-        "source_data": str(corpus), "metrics": {"test_mae": metrics["test_mae"]},
+        "source_data": str(corpus), "metrics": {k: metrics.get(k) for k in RECORDED},
     })
+
+
+RECORDED = ("test_mae", "val_mae", "n_train", "n_val", "n_test", "epochs", "upstream_version",
+            "commit", "dirty", "data_sha256")
+
+
+def method_b_metrics(variants, scale: Scale, work: Path) -> dict[str, dict]:
+    """How each Method B GNN of ``variants`` trained (test MAE, sizes, provenance), for the
+    results file: the README quotes these MAEs."""
+    found = {}
+    for table in sorted({v.table for v in variants if is_method_b(v.table)}):
+        path = work / "method-b" / f"learned-{table.removeprefix(PREFIX)}.safetensors"
+        if path.is_file():
+            learned = EmbeddingTable.load(path)
+            found[table] = {**learned.metadata.get("metrics", {}), "table_sha256": learned.sha256()}
+    return found
 
 
 def corpus_records(scale: Scale, folder: Path) -> Path:

@@ -21,6 +21,9 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 MODELS = {
     "small": {"n_layers": 3},  # d_model 256, 8 heads, ff 512: what the v1 tables use
@@ -107,7 +110,8 @@ def main() -> int:
     parser.add_argument("--models", default="small,paper", help=f"comma-separated: {', '.join(MODELS)}")
     parser.add_argument("--data", default="mp_compositions", help="one corpus source (pretrain/data.py)")
     parser.add_argument("--max-atoms", type=int, default=64, help="longest sample kept, in atoms")
-    parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--json", default=None,
+                        help="results file (default: benchmarks/results/pretrain_throughput-DATA.json)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one model in this process
     args = parser.parse_args()
     if args.one:
@@ -131,10 +135,21 @@ def main() -> int:
               f"{r['matmul_gflops']:.1f} GFLOP/s, peak RSS {r['peak_rss_mb']:.0f} MB "
               f"({r['peak_rss_after_corpus_load_mb']:.0f} MB after loading the corpus) "
               f"({args.threads} thread(s), batch {args.batch_size})", flush=True)
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(results, handle, indent=2)
+    write_results(results, args)
     return 0
+
+
+def write_results(results: list[dict], args: argparse.Namespace) -> None:
+    """The file the README's throughput numbers are quoted from, with what produced them."""
+    from ct_plugins.files import atomic_write_bytes
+    from ct_plugins.provenance import code_provenance, runtime_versions
+
+    document = {"results": results, "data": args.data, "max_atoms": args.max_atoms,
+                "threads": args.threads, "batch_size": args.batch_size,
+                "batches_timed": args.batches, **code_provenance(), "runtime": runtime_versions()}
+    path = Path(args.json or RESULTS / f"pretrain_throughput-{args.data}.json")
+    atomic_write_bytes(path, (json.dumps(document, indent=2) + "\n").encode())
+    print(f"written: {path}")
 
 
 if __name__ == "__main__":

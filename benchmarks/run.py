@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -20,9 +19,10 @@ from pathlib import Path
 from benchmarks.downstream import TASKS, Prepared, fixed_test_split, prepare
 from benchmarks.experiments import EXPERIMENTS, Experiment, Variant
 from benchmarks.locks import exclusive
-from benchmarks.method_b import is_method_b, learned_table
+from benchmarks.method_b import is_method_b, learned_table, method_b_metrics
 from benchmarks.report import summarise, write_reports
 from ct_plugins.adapters.train import UPSTREAM_DEFAULT, UPSTREAMS
+from ct_plugins.provenance import code_provenance
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -54,21 +54,37 @@ def run_one(variant: Variant, task: str, task_path: Path, seed: int, scale: Scal
     table = _resolve(variant.table, scale, work)
     out = work / task / variant.upstream / run_key(variant) / f"seed{seed}"
     done = out / "metrics.json"
+    cfg = TrainConfig(
+        upstream=variant.upstream, data=str(task_path), target="target",
+        atom_features=table, mode=variant.mode, epochs=scale.epochs[variant.upstream],
+        seed=seed, out=str(out), small=scale.small_model, missing="mean", overwrite=True,
+        split_file=str(split_file) if split_file else None,
+    )
     with exclusive(out):  # a parallel benchmark process waits, then reuses this run
         if done.is_file():
             cached = json.loads(done.read_text())
-            same = {"table_sha256": _table_sha256(table), "epochs": scale.epochs[variant.upstream]}
-            changed = [k for k, v in same.items() if cached.get(k) != v]
+            changed = changed_since(cached, cfg, table)
             if not changed:
                 return cached
             print(f"  {', '.join(changed)} changed since {out} was trained: training again")
-        cfg = TrainConfig(
-            upstream=variant.upstream, data=str(task_path), target="target",
-            atom_features=table, mode=variant.mode, epochs=scale.epochs[variant.upstream],
-            seed=seed, out=str(out), small=scale.small_model, missing="mean", overwrite=True,
-            split_file=str(split_file) if split_file else None,
-        )
         return run(cfg)
+
+
+HYPER_PARAMETERS = ("epochs", "batch_size", "lr", "mode", "missing", "small", "max_abs_target",
+                    "seed", "split_file", "target")
+
+
+def changed_since(cached: dict, cfg, table: str) -> list[str]:
+    """What differs between a finished run and the one asked for: a cached run is reused only
+    for the same table bytes, records, upstream version and hyper-parameters."""
+    from ct_plugins.plugins import get_adapter
+    from ct_plugins.provenance import data_sha256
+
+    wanted = {"table_sha256": _table_sha256(table), "data_sha256": data_sha256(cfg.data),
+              "upstream_version": get_adapter(cfg.upstream).installed_version()}
+    changed = [k for k, v in wanted.items() if cached.get(k) != v]
+    saved = cached.get("config", {})
+    return changed + [k for k in HYPER_PARAMETERS if saved.get(k) != getattr(cfg, k)]
 
 
 def run_experiment(exp: Experiment, scale: Scale, upstreams: set[str], seeds: tuple[int, ...],
@@ -91,7 +107,8 @@ def run_experiment(exp: Experiment, scale: Scale, upstreams: set[str], seeds: tu
         "experiment": exp.name, "title": exp.title, "notes": exp.notes, "scale": asdict(scale),
         "seeds": {u: list(s) for u, s in seeds_of.items()}, "upstreams": sorted(upstreams),
         "data": data,
-        "commit": _commit(), "scaled_down": scale.name != "paper",
+        **code_provenance(), "scaled_down": scale.name != "paper",
+        "method_b": method_b_metrics(variants, scale, work),
         "runs": runs, "summary": summarise(exp, runs),
     }
 
@@ -118,16 +135,9 @@ def _attempt(variant: Variant, task: str, path: Path, seed: int, scale: Scale, w
         return {**base, "error": f"{type(exc).__name__}: {exc}",
                 "wall_s": round(time.perf_counter() - started, 1)}
     print(f"  {variant.label:38s} {task:8s} seed {seed}: test MAE {metrics['test_mae']:.4f}")
-    keep = ("test_mae", "val_mae", "n_train", "n_val", "n_test", "epochs", "wall_s", "table_sha256")
+    keep = ("test_mae", "val_mae", "n_train", "n_val", "n_test", "epochs", "wall_s", "table_sha256",
+            "data_sha256", "upstream_version", "commit", "dirty", "filled_elements")
     return {**base, **{k: metrics.get(k) for k in keep}}
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=RESULTS.parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def _resolve(table: str, scale: Scale, work: Path) -> str:

@@ -45,9 +45,18 @@ def runtime_versions() -> dict[str, str]:
             "numpy": numpy.__version__}
 
 
-def path_sha256(path: str | Path) -> str:
-    """sha256 of a file, or of a folder's files (relative names and bytes, in sorted order)."""
+def data_sha256(path: str | Path) -> str:
+    """sha256 of the records in a data file (decompressed: gzip headers carry a timestamp), or
+    of a folder's files (relative names and bytes, in sorted order)."""
     path = Path(path)
+    if path.is_file() and path.suffix == ".gz":
+        import gzip
+
+        digest = hashlib.sha256()
+        with gzip.open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
     if path.is_file():
         return file_sha256(path)
     digest = hashlib.sha256()

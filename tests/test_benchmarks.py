@@ -101,3 +101,31 @@ def _read_jsonl(path):
 
     with gzip.open(path, "rt") as handle:
         return [json.loads(line) for line in handle if line.strip()]
+
+
+def test_runs_record_provenance_and_a_changed_data_file_trains_again(smoke_work):
+    from ct_plugins.provenance import git_commit
+
+    def perovskite():
+        return run_experiment(EXPERIMENTS["perovskite"], SCALES["smoke"], {"cgcnn"}, (0,), smoke_work)
+
+    first = perovskite()
+    run = first["runs"][0]
+    assert run["commit"] == git_commit() and run["dirty"] in (True, False)
+    assert run["upstream_version"] and len(run["data_sha256"]) == 64 and "dirty" in first
+    metrics = smoke_work / "oqmd-ef" / "cgcnn" / run_key(EXPERIMENTS["perovskite"].variants[0]) / "seed0" / "metrics.json"
+    stale = {**json.loads(metrics.read_text()), "data_sha256": "records of an older data file", "test_mae": -1.0}
+    metrics.write_text(json.dumps(stale))
+    assert all(r["test_mae"] > 0 for r in perovskite()["runs"])  # trained again, not the stale -1
+    changed = {**stale, "data_sha256": run["data_sha256"], "config": {**stale["config"], "batch_size": 7}}
+    metrics.write_text(json.dumps(changed))
+    assert all(r["test_mae"] > 0 for r in perovskite()["runs"])
+
+
+def test_method_b_results_carry_the_learned_gnn_metrics(smoke_work):
+    from benchmarks.method_b import method_b_metrics
+
+    learned_table("method-b:cgcnn", SCALES["smoke"], smoke_work)
+    variants = [v for v in EXPERIMENTS["table2"].variants if v.table == "method-b:cgcnn"]
+    found = method_b_metrics(variants, SCALES["smoke"], smoke_work)["method-b:cgcnn"]
+    assert found["test_mae"] > 0 and found["n_train"] > 0 and found["upstream_version"]
