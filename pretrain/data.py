@@ -625,7 +625,7 @@ def _perovskites(name: str, target_keys: Mapping[str, str], per_cell: Collection
 
 def _mp_structures(spec: CorpusSpec, root: Path, report: CleaningReport) -> list[Sample]:
     keys = {k: v for k, v in MP_STRUCTURE_TARGETS.items() if k in spec.targets}
-    path = _required(root / "mp_structures" / "mp_2018_structures.jsonl.gz")
+    path = _required(root / "mp_structures" / "mp_2018_structures.jsonl.gz", report)
     return structure_samples(path, keys, source="mp_structures", report=report, cache=spec.cache,
                              workers=spec.workers, progress=spec.progress)
 

@@ -140,6 +140,8 @@ def load_samples(args: argparse.Namespace, targets: tuple[str, ...], seed: int) 
     )
     try:
         samples, report = build_corpus(spec, report)
+    except FileNotFoundError:  # its message names the missing file and where data belongs
+        raise
     except (OSError, EOFError, UnicodeDecodeError, ValueError, zlib.error) as error:  # truncated gzip, bad JSON
         where = report.last_file or f"--data {args.data}"
         raise InputError(f"{where}: cannot read ({type(error).__name__}: {_first_line(error)})") from error
