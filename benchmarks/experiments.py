@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ct_plugins.adapters.train import UPSTREAM_DEFAULT  # the upstream's own features
 
@@ -55,6 +55,19 @@ def _paper(ef: float, eg: float) -> dict[str, float]:
 
 def _cgcnn_peers(peers: tuple[str, ...] = PEERS) -> tuple[Variant, ...]:
     return tuple(Variant(f"CGCNN + {p}", "cgcnn", p) for p in peers)
+
+
+def _controls_and_strong_peers(experiment: Experiment) -> Experiment:
+    """Every back-end of an experiment also gets the same-width random control, and CGCNN the
+    strongest peers, so each CT gain can be read net of width/scaling and against the best."""
+    extra = []
+    for upstream, label in (("cgcnn", "CGCNN"), ("megnet", "MEGNet"), ("alignn", "ALIGNN")):
+        if any(v.upstream == upstream for v in experiment.variants):
+            extra += [Variant(f"{label} + {t} (control)", upstream, t) for t in CONTROLS]
+            extra += [Variant(f"{label} + {t}", upstream, t) for t in STRONG_PEERS if upstream == "cgcnn"]
+    have = {(v.upstream, v.table, v.mode) for v in experiment.variants}
+    new = tuple(v for v in extra if (v.upstream, v.table, v.mode) not in have)
+    return replace(experiment, variants=experiment.variants + new)
 
 
 def _method_b() -> tuple[Variant, ...]:
@@ -175,3 +188,4 @@ EXPERIMENTS = {
         "Valid only for tables pretrained with these tasks' formulas excluded.",
     ),
 }
+EXPERIMENTS = {name: _controls_and_strong_peers(exp) for name, exp in EXPERIMENTS.items()}

