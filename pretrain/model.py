@@ -37,6 +37,11 @@ class CTConfig:
     # "first": the paper's readout of token 0 (depends on which atom comes first: the data side
     # orders atoms, the augmenter may shuffle them); "mean": order-invariant masked mean.
     readout: str = "first"
+    # Raw Cartesian coordinates reach tens of Å while element rows start near 0.1, so through
+    # Linear(3, C) they drown the chemistry; centring each structure on its centroid and
+    # dividing by a length scale keeps both branches comparable (v1 tables: False / 1.0).
+    center_coords: bool = False
+    coord_scale: float = 1.0  # Å
 
     @property
     def d_model(self) -> int:
@@ -84,8 +89,16 @@ class CrystalTransformer(nn.Module):
     def embed(self, z: torch.Tensor, coords: torch.Tensor, has_coords: torch.Tensor) -> torch.Tensor:
         """Token features (B, L, 2C). Same result as one-hot @ W.T + b, without the one-hot."""
         atoms = self.element_rows()[(z - 1).clamp(min=0)]
-        positions = self.coord_embedding(coords) * has_coords[:, None, None].to(coords.dtype)
+        coords = self._centred(z, coords) if self.config.center_coords else coords
+        positions = self.coord_embedding(coords / self.config.coord_scale) * has_coords[:, None, None].to(coords.dtype)
         return torch.cat([atoms, positions], dim=-1)
+
+    @staticmethod
+    def _centred(z: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+        """Coordinates relative to each structure's centroid (padding stays at zero)."""
+        real = (z != PAD_Z).unsqueeze(-1).to(coords.dtype)
+        centroid = (coords * real).sum(1, keepdim=True) / real.sum(1, keepdim=True).clamp(min=1.0)
+        return (coords - centroid) * real
 
     def encode(self, z: torch.Tensor, coords: torch.Tensor, has_coords: torch.Tensor) -> torch.Tensor:
         """Pooled representation (B, 2C) of a padded batch; z == PAD_Z marks padding."""

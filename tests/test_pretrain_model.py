@@ -87,6 +87,18 @@ def test_composition_mode_ignores_coordinates_and_mixes_with_structures():
     assert torch.allclose(mixed[0], comp_a[0], atol=1e-6)
 
 
+def test_centred_coordinates_make_the_output_translation_invariant_and_padding_safe():
+    torch.manual_seed(0)
+    model = CrystalTransformer(CTConfig(**TINY, tasks=("ef",), center_coords=True, coord_scale=10.0)).eval()
+    z, coords = [20, 22, 8, 8, 8], np.random.default_rng(0).normal(size=(5, 3)) * 5
+    here = model(*padded([z], [coords], [True]))
+    moved = model(*padded([z], [coords + np.array([30.0, -12.0, 7.5])], [True]))
+    assert torch.allclose(here, moved, atol=1e-5)
+    beside_longer = model(*padded([z, list(range(1, 13))], [coords, np.ones((12, 3))], [True, True]))
+    assert torch.allclose(here[0], beside_longer[0], atol=1e-5)
+    assert CTConfig.from_dict(model.config.to_dict()) == model.config
+
+
 def test_multitask_loss_masks_missing_targets():
     model = make_model()
     z, coords, has = padded([[3, 8], [11, 17], [12, 8]], [np.zeros((2, 3))] * 3, [False] * 3)

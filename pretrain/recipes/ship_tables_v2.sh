@@ -10,13 +10,13 @@ set -euo pipefail
 RUNS=${RUNS:-/work/ct-runs}
 BIN=${BIN:-.venv/bin}
 DATA=${DATA:-mp_structures,mp_compositions,oqmd,cmr}
-CONFIG=pretrain/recipes/ct_small.json  # 3 layers: 2.5x the paper size's structures/s on 1 thread
+CONFIG=pretrain/recipes/ct_small_v2.json  # 3 layers (2.5x the paper size's structures/s), centred coordinates / 10 Å
 EXCLUDE=benchmarks/holdout_formulas.txt  # perovskite tasks, test data, the fixed MP test part
 TABLES=ct_plugins/tables
 MAX_ATOMS=128  # keeps 99.4% of MP structures; attention cost grows with the square
 # name  targets  weights  epochs  max-minutes per sitting (2-core CPU shared with other work)
 RUN_SPECS=(
-  "ct-mt-v2 ef,eg 1,1 ${MT_EPOCHS:-7} ${MT_MINUTES:-130}"
+  "ct-mt-v2 ef,eg 1,1 ${MT_EPOCHS:-8} ${MT_MINUTES:-100}"
 )
 
 train() {
