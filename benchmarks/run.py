@@ -21,8 +21,9 @@ from benchmarks.experiments import EXPERIMENTS, Experiment, Variant
 from benchmarks.locks import exclusive
 from benchmarks.method_b import is_method_b, learned_table, method_b_metrics
 from benchmarks.report import summarise, write_reports
-from ct_plugins.adapters.train import UPSTREAM_DEFAULT, UPSTREAMS
+from ct_plugins.plugins import adapters
 from ct_plugins.provenance import code_provenance
+from ct_plugins.training import UPSTREAM_DEFAULT
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -49,12 +50,12 @@ SCALES = {
 
 def run_one(variant: Variant, task: str, task_path: Path, seed: int, scale: Scale,
             work: Path, split_file: Path | None = None) -> dict:
-    from ct_plugins.adapters.train import TrainConfig, run
+    from ct_plugins.training import UpstreamTrainConfig, run
 
     table = _resolve(variant.table, scale, work)
     out = work / task / variant.upstream / run_key(variant) / f"seed{seed}"
     done = out / "metrics.json"
-    cfg = TrainConfig(
+    cfg = UpstreamTrainConfig(
         upstream=variant.upstream, data=str(task_path), target="target",
         atom_features=table, mode=variant.mode, epochs=scale.epochs[variant.upstream],
         seed=seed, out=str(out), small=scale.small_model, missing="mean", overwrite=True,
@@ -166,7 +167,7 @@ def _seeds(text: str) -> tuple[int, ...]:
 
 def _upstream_seeds(item: str, parser: argparse.ArgumentParser) -> tuple[str, tuple[int, ...]]:
     upstream, _, seeds = item.partition("=")
-    if upstream not in UPSTREAMS or not seeds:
+    if upstream not in adapters() or not seeds:
         parser.error(f"--upstream-seeds {item!r}: expected UPSTREAM=SEEDS, e.g. alignn=0,1,2")
     return upstream, _seeds(seeds)
 

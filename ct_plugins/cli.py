@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 
 from ct_plugins import __version__
+from ct_plugins.adapter import UnsupportedUpstreamError
+from ct_plugins.adapter_commands import add_adapter_commands
 from ct_plugins.elements import UnknownElementError
 from ct_plugins.errors import InputError
 from ct_plugins.plugins import adapters, plugin_manager
@@ -33,8 +35,20 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="adapters, upstream versions and tables found here")
     info.set_defaults(func=cmd_info)
     _add_tables_commands(commands)
+    add_adapter_commands(commands, adapters())
     plugin_manager().hook.register_commands(subparsers=commands)
+    parser.set_defaults(func=lambda args: print_commands(commands))
     return parser
+
+
+def print_commands(commands: argparse._SubParsersAction) -> int:
+    """``ct`` alone: what it can do, one line per command."""
+    print(f"ct-plugins {__version__}: CrystalTransformer atom embeddings for ALIGNN, MatGL MEGNet "
+          "and CGCNN.\n\nCommands:")
+    for action in commands._choices_actions:
+        print(f"  {action.dest:10s} {action.help}")
+    print("\nRun `ct COMMAND --help` for the options of a command.")
+    return 0
 
 
 def _add_tables_commands(commands: argparse._SubParsersAction) -> None:
@@ -140,12 +154,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 0
     try:
         return int(args.func(args) or 0)
-    except (InputError, TableError, UnknownElementError, KeyError, FileNotFoundError) as exc:
+    except (InputError, TableError, UnknownElementError, KeyError, FileNotFoundError,
+            UnsupportedUpstreamError) as exc:
         print("ct: error: " + " ".join(str(exc).split()), file=sys.stderr)  # one line, always
         return 2
 

@@ -41,7 +41,3 @@ def symbol(z: int) -> str:
         raise UnknownElementError(f"unknown atomic number {z}: expected 1..{MAX_Z}")
     return SYMBOLS[int(z) - 1]
 
-
-def sort_by_z(symbols: list[str] | tuple[str, ...]) -> list[str]:
-    """Symbols ordered by atomic number; raises on unknown symbols."""
-    return sorted(symbols, key=atomic_number)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pluggy
 
 from ct_plugins.plugins import by_unique_name, plugin_manager
+from ct_plugins.table_spec import TableSpec, parse_table_spec
 from ct_plugins.tables import TABLE_SUFFIX, EmbeddingTable, TableError
 
 HOME_ENV = "CT_PLUGINS_HOME"
@@ -39,29 +39,28 @@ def table_sources(manager: pluggy.PluginManager | None = None) -> dict[str, Tabl
     return by_unique_name((manager or plugin_manager()).hook.register_tables(), "table")
 
 
-def load_table(name_or_path: str | os.PathLike, manager: pluggy.PluginManager | None = None) -> EmbeddingTable:
-    """A table by registered name, or read from a file (.safetensors, .json, .csv).
+def load_table(
+    spec: str | os.PathLike | TableSpec, manager: pluggy.PluginManager | None = None
+) -> EmbeddingTable:
+    """A table by spec ``NAME[:std|:pcaN][:MODE]`` (see :mod:`ct_plugins.table_spec`).
 
-    A ``:std`` suffix on a name (``"ct-mt:std"``) returns the table standardised per dimension;
-    ``:pcaN`` (``"ct-mt:pca16"``) its first N principal components, scaled to std 1.
+    ``NAME`` is a registered name or a table file (.safetensors, .json, .csv); ``:std`` returns
+    the table standardised per dimension, ``:pcaN`` its first N principal components (std 1).
+    A mode suffix does not change the rows: it tells adapters how to use them.
     """
-    text = str(name_or_path)
-    base, _, modifier = text.partition(":")
-    components = re.fullmatch(r"pca([0-9]+)", modifier)
-    if modifier not in ("", "std") and not components:
-        raise TableError(f"unknown table modifier {modifier!r} in {text!r} (':std' or ':pcaN')")
+    parsed = spec if isinstance(spec, TableSpec) else parse_table_spec(str(spec))
     sources = table_sources(manager)
-    if base in sources:
-        table = sources[base].load()
-    elif _is_file(base):
-        table = EmbeddingTable.read(base)
+    if parsed.name in sources:
+        table = sources[parsed.name].load()
+    elif _is_file(parsed.name):
+        table = EmbeddingTable.read(parsed.name)
     else:
         raise TableError(
-            f"no table named {base!r} and no such file; known tables: {', '.join(sorted(sources))}"
+            f"no table named {parsed.name!r} and no such file; known tables: {', '.join(sorted(sources))}"
         )
-    if components:
-        return table.principal_components(int(components.group(1)))
-    return table.standardized() if modifier == "std" else table
+    if parsed.components is not None:
+        return table.principal_components(parsed.components)
+    return table.standardized() if parsed.modifier == "std" else table
 
 
 def _is_file(text: str) -> bool:

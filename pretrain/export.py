@@ -24,7 +24,7 @@ def table_from_checkpoint(
     description: str = "",
     recipe: str | None = None,
 ) -> EmbeddingTable:
-    rows = element_rows(checkpoint["model"])
+    rows = state_dict_rows(checkpoint["model"])
     counts: dict[str, int] = checkpoint["provenance"]["element_counts"]
     seen = [e for e in SYMBOLS if counts.get(e, 0) > 0]
     matrix = rows[[atomic_number(e) - 1 for e in seen]]
@@ -49,7 +49,7 @@ def table_from_checkpoint(
     return EmbeddingTable(name, tuple(seen), matrix, metadata)
 
 
-def element_rows(state_dict: dict[str, Any]) -> np.ndarray:
+def state_dict_rows(state_dict: dict[str, Any]) -> np.ndarray:
     """(100, C) matrix: row Z-1 = W[:, Z-1] + b of the atom-embedding layer."""
     weight = state_dict["atom_embedding.weight"].detach().cpu().numpy()
     bias = state_dict["atom_embedding.bias"].detach().cpu().numpy()

@@ -31,22 +31,22 @@ def subset(tmp_path: Path, n: int = 50) -> Path:
 
 
 def train_config(upstream: str, data: Path, out: Path, **overrides):
-    from ct_plugins.adapters.train import TrainConfig
+    from ct_plugins.training import UpstreamTrainConfig
 
     torch.set_num_threads(1)
     settings = dict(upstream=upstream, data=str(data), target=TARGET, atom_features="cgcnn92",
                     mode="frozen", epochs=1, seed=0, out=str(out), batch_size=16, small=True)
     settings.update(overrides)
-    return TrainConfig(**settings)
+    return UpstreamTrainConfig(**settings)
 
 
 def train_on_subset(upstream: str, tmp_path: Path, n: int = 50, **overrides) -> dict:
     """``ct train`` on ``n`` real perovskites; checks the metrics every run must report."""
     import math
 
-    from ct_plugins.adapters import train
+    from ct_plugins import training
 
-    metrics = train.run(train_config(upstream, subset(tmp_path, n), tmp_path / "out", **overrides))
+    metrics = training.run(train_config(upstream, subset(tmp_path, n), tmp_path / "out", **overrides))
     assert METRIC_KEYS <= set(metrics)
     assert math.isfinite(metrics["test_mae"]) and math.isfinite(metrics["val_mae"])
     return metrics

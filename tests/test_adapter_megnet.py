@@ -15,7 +15,7 @@ from matgl.models import MEGNet
 from matgl.utils.training import ModelLightningModule
 
 from ct_plugins.adapters._common import projected
-from ct_plugins.adapters.data import load_records
+from ct_plugins.records import load_records
 from ct_plugins.adapters.megnet import ADAPTER, SMALL
 from ct_plugins.registry import load_table
 

@@ -69,6 +69,9 @@ TRAIN = ["train", "megnet", "--data", str(OQMD), "--target", TARGET, "--out", "u
     (["pretrain", "--data", "mp", "--out", "unused", "--max-minutes", "-5"], "--max-minutes"),
     (["pretrain", "--data", "mp", "--out", "unused", "--stop-after", "0"], "--stop-after"),
     (["demo", "--epochs", "0"], "--epochs"),
+    (["demo", "--seeds", "0,-1"], "--seeds"),
+    (["demo", "--seeds", "1,1"], "--seeds"),
+    (["demo", "--batch-size", "0"], "--batch-size"),
     (["cgcnn", "--threads", "0"], "--threads"),
     (["analyze", "--table", "onehot", "--out", "unused", "--seed", "-1"], "--seed"),
 ])
@@ -167,7 +170,7 @@ def test_filled_elements_are_printed_and_recorded(tmp_path, capsys):
             "--epochs", "1", "--small", "--out", str(tmp_path / "o")]
     fails(argv, capsys, "element(s) O not covered", "--missing")
     assert main([*argv, "--missing", "mean"]) == 0
-    from ct_plugins.adapters.data import load_records
+    from ct_plugins.records import load_records
 
     oxygen = sum(s.specie.symbol == "O" for r in load_records(data, TARGET).records for s in r.structure)
     assert f"1 element(s) not in table 'no-oxygen' get mean rows: O ({oxygen} atoms)" in capsys.readouterr().out
@@ -178,7 +181,7 @@ def test_ct_cgcnn_refuses_to_start_beside_an_earlier_model(tmp_path, monkeypatch
     """cgcnn-tr would test (and unpickle) an earlier best_model.ckpt if this run saves none."""
     pytest.importorskip("cgcnn2")
     from ct_plugins.adapters.cgcnn import write_dataset
-    from ct_plugins.adapters.data import load_records
+    from ct_plugins.records import load_records
 
     folder = write_dataset(tmp_path / "data", load_records(subset(tmp_path, 5), TARGET).records, None)
     monkeypatch.chdir(tmp_path)

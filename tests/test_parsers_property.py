@@ -12,10 +12,10 @@ from adapter_fixtures import DATA, oqmd_records
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ct_plugins.adapters._common import FeatureSpec
-from ct_plugins.adapters.data import DataError, load_records, parse_structure
 from ct_plugins.elements import UnknownElementError
+from ct_plugins.records import DataError, load_records, parse_structure
 from ct_plugins.registry import load_table
+from ct_plugins.table_spec import parse_table_spec
 from ct_plugins.tables import EmbeddingTable, TableError
 
 ONE_LINE_ERRORS = (DataError, TableError, UnknownElementError)  # what `ct` prints as one line
@@ -116,4 +116,4 @@ def test_table_json_files(content):
               st.sampled_from(["", ":std", ":pca", ":pca0", ":pca16", ":pca999", ":frozen", ":trainable",
                                ":std:trainable", ":x", "::"])).map("".join)))
 def test_atom_features_specs(text):
-    outcome(lambda: load_table(FeatureSpec.parse(text).table))
+    outcome(lambda: load_table(parse_table_spec(text)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import textwrap
 
@@ -15,20 +17,57 @@ from ct_plugins.tables import TableError
 from conftest import REPO, run_ct
 
 THIRD_PARTY = '''
+import contextlib
+
 import numpy as np
-from ct_plugins.adapter import Adapter
+import torch
+
+from ct_plugins.adapter import Adapter, TrainResult
 from ct_plugins.hookspecs import hookimpl
 from ct_plugins.registry import TableSource
 from ct_plugins.tables import EmbeddingTable
 
+import toy_upstream
+
 
 class ToyAdapter(Adapter):
     name = "toy"
-    upstream = "pluggy"
-    supported = ">=1"
+    upstream = "toy-ct-plugin"
+    supported = ">=0.1,<0.2"
 
-    def patch(self, table, mode="frozen"):
-        return self._nothing()
+    def install(self, table, mode, missing):
+        # records were checked for coverage; rows of other elements are never looked up
+        rows = torch.as_tensor(table.by_atomic_number("zero" if missing == "error" else missing))
+        return _swapped_features(rows, mode == "trainable")
+
+    def train(self, job):
+        torch.manual_seed(job.seed)
+        with self.patch_or_upstream(job.table, job.mode, job.missing):
+            model = toy_upstream.MeanPoolRegressor()
+        optimizer = torch.optim.Adam(model.parameters(), lr=job.lr or 0.05)
+        data = {name: toy_upstream.batch(records) for name, records in job.splits.items()}
+        for epoch in range(1, job.epochs + 1):
+            loss = (model(data["train"][0]) - data["train"][1]).abs().mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            job.report_epoch(epoch, float(loss), _mae(model, data["val"]))
+        return TrainResult(_mae(model, data["val"]), _mae(model, data["test"]), {"toy": True})
+
+
+@contextlib.contextmanager
+def _swapped_features(rows, trainable):
+    previous = toy_upstream.initial_embedding
+    toy_upstream.initial_embedding = lambda: torch.nn.Embedding.from_pretrained(rows, freeze=not trainable)
+    try:
+        yield
+    finally:
+        toy_upstream.initial_embedding = previous
+
+
+def _mae(model, data):
+    with torch.no_grad():
+        return float((model(data[0]) - data[1]).abs().mean())
 
 
 @hookimpl
@@ -42,11 +81,41 @@ def register_adapters():
     return [ToyAdapter()]
 '''
 
+TOY_UPSTREAM = '''
+\"\"\"A toy upstream: mean of per-atom embeddings, then a linear head.\"\"\"
+import torch
+
+
+def initial_embedding():
+    return torch.nn.Embedding(101, 8)  # its own learned features, index = Z
+
+
+class MeanPoolRegressor(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = initial_embedding()
+        self.head = torch.nn.Linear(self.embed.embedding_dim, 1)
+
+    def forward(self, atoms):
+        z, owner, n = atoms
+        pooled = torch.zeros(n, self.embed.embedding_dim).index_add_(0, owner, self.embed(z))
+        counts = torch.bincount(owner, minlength=n).clamp(min=1).unsqueeze(1)
+        return self.head(pooled / counts).squeeze(1)
+
+
+def batch(records):
+    z = [torch.tensor(r.structure.atomic_numbers) for r in records]
+    owner = torch.cat([torch.full((len(a),), i) for i, a in enumerate(z)])
+    targets = torch.tensor([r.target for r in records], dtype=torch.float32)
+    return (torch.cat(z), owner, len(records)), targets
+'''
+
 
 @pytest.fixture
 def third_party_env(tmp_path):
     """A third-party distribution that registers itself only through its entry point."""
     (tmp_path / "toy_ct_plugin.py").write_text(THIRD_PARTY)
+    (tmp_path / "toy_upstream.py").write_text(TOY_UPSTREAM)
     dist = tmp_path / "toy_ct_plugin-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-ct-plugin\nVersion: 0.1\n")
@@ -56,8 +125,25 @@ def third_party_env(tmp_path):
 
 def test_entry_point_plugin_is_discovered(third_party_env):
     info = run_ct("info", env=third_party_env).stdout
-    assert re.search(r"toy\s+pluggy\s+\S+\s+supported", info)
+    assert re.search(r"toy\s+toy-ct-plugin\s+0.1\s+supported", info)
     assert re.search(r"toy3\s+toy\s+3 elements x +3", info)
+
+
+def test_third_party_adapter_trains_end_to_end_through_ct_train(third_party_env, tmp_path):
+    """`ct train toy` and its choices come from the plugin manager, not a built-in list."""
+    from adapter_fixtures import OQMD
+
+    assert "toy" in run_ct("train", "--help", env=third_party_env).stdout
+    result = run_ct("train", "toy", "--data", str(OQMD), "--target", "formation_energy_per_atom",
+                    "--atom-features", "ct", "--epochs", "3", "--out", str(tmp_path / "run"),
+                    env=third_party_env)
+    assert re.search(r"epoch +3/3 +train MAE [0-9.]+ +val MAE [0-9.]+", result.stdout)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["upstream"] == "toy" and metrics["upstream_version"] == "0.1"
+    assert metrics["table"] == "ct-mt:std" and metrics["toy"] is True
+    assert [e["epoch"] for e in metrics["history"]] == [1, 2, 3]
+    assert math.isfinite(metrics["test_mae"])
+    assert "toy" not in run_ct("--help", env=third_party_env).stdout.split("train")[0]  # no `ct toy`
 
 
 def test_trace_env_prints_hook_calls(third_party_env):

@@ -1,0 +1,157 @@
+"""``ct train NAME``: any registered adapter trains its upstream on real data with a table."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pluggy
+
+from ct_plugins.adapter import EpochScores, Mode, TrainJob, TrainResult
+from ct_plugins.errors import TrainingFailed
+from ct_plugins.files import atomic_write_bytes, check_output_folder, fresh_output_folder
+from ct_plugins.plugins import get_adapter
+from ct_plugins.provenance import code_provenance, data_sha256
+from ct_plugins.records import Record, check_coverage, filled_elements, load_records, split_records
+from ct_plugins.registry import load_table
+from ct_plugins.table_spec import parse_table_spec
+from ct_plugins.tables import Missing
+
+UPSTREAM_DEFAULT = "default"  # --atom-features default: the upstream's own features, no patch
+
+
+@dataclass
+class UpstreamTrainConfig:
+    """One ``ct train`` run: which adapter, data, table spec and training settings."""
+
+    upstream: str  # adapter name
+    data: str
+    target: str
+    atom_features: str = "ct"  # table spec NAME[:MODIFIER][:MODE], or "default"
+    mode: Mode | None = None  # None: the spec's mode, else frozen
+    epochs: int = 30
+    seed: int = 0
+    out: str = "ct_train_out"
+    split_file: str | None = None
+    batch_size: int = 32
+    lr: float | None = None  # None: the upstream trainer's own default
+    missing: Missing = "error"
+    max_abs_target: float | None = None  # drop (and count) outliers beyond this
+    threads: int = 1
+    small: bool = False  # tiny model sizes, for tests and smoke runs
+    overwrite: bool = False  # clear a non-empty --out (a previous run) instead of failing
+    extra: dict = field(default_factory=dict)
+
+
+def run(
+    cfg: UpstreamTrainConfig,
+    on_epoch: Callable[[EpochScores], None] | None = None,
+    manager: pluggy.PluginManager | None = None,
+) -> dict:
+    """Load, split, train with the adapter inside its patch, write ``metrics.json``."""
+    import torch
+
+    adapter = get_adapter(cfg.upstream, manager)
+    adapter.require()
+    torch.set_num_threads(cfg.threads)
+    started = time.perf_counter()
+    out = Path(cfg.out).resolve()  # upstream trainers chdir into it; relative paths would break
+    check_output_folder(out, cfg.overwrite)  # before any work; cleared only once the data loaded
+    table, mode = _table_and_mode(cfg, manager)
+    loaded = load_records(cfg.data, cfg.target)
+    records, outliers = drop_outliers(loaded.records, cfg.max_abs_target)
+    if table is not None:
+        check_coverage(records, table, cfg.missing)
+    filled = filled_elements(records, table, cfg.missing) if table is not None else {}
+    splits = split_records(records, cfg.seed, cfg.split_file)
+    fresh_output_folder(out, cfg.overwrite)
+    history: list[EpochScores] = []
+
+    def report(scores: EpochScores) -> None:
+        history.append(scores)
+        if on_epoch is not None:
+            on_epoch(scores)
+
+    job = TrainJob(splits, table, mode, cfg.missing, cfg.epochs, cfg.seed, cfg.batch_size, cfg.lr,
+                   cfg.small, out, report)
+    result = require_finite(adapter.train(job))
+    metrics = {
+        "upstream": cfg.upstream,
+        "upstream_version": adapter.installed_version(),
+        **code_provenance(),  # commit and dirty flag of the code that trained
+        "data_sha256": data_sha256(cfg.data),  # a cached result is reused only for the same records
+        "val_mae": result.val_mae,
+        "test_mae": result.test_mae,
+        **result.details,
+        "history": [asdict(h) for h in history],
+        "epochs": cfg.epochs,
+        "n_train": len(splits["train"]),
+        "n_val": len(splits["val"]),
+        "n_test": len(splits["test"]),
+        "skipped_unlabelled": len(loaded.skipped_unlabelled),
+        "dropped_outliers": outliers,
+        "atom_features": cfg.atom_features,
+        "table": table.name if table else UPSTREAM_DEFAULT,
+        "table_dim": table.dim if table else None,
+        "table_sha256": table.sha256() if table else None,
+        "filled_elements": filled,  # element -> atoms given a --missing mean/zero row
+        "mode": mode,
+        "seed": cfg.seed,
+        "wall_s": round(time.perf_counter() - started, 2),
+        "config": asdict(cfg),
+    }
+    atomic_write_bytes(out / "metrics.json", json.dumps(metrics, indent=2).encode())
+    return metrics
+
+
+def require_finite(result: TrainResult) -> TrainResult:
+    """A run whose model scores NaN did not train (diverged); never report it as a result."""
+    import math
+
+    bad = [k for k in ("val_mae", "test_mae") if not math.isfinite(getattr(result, k))]
+    if bad:
+        raise TrainingFailed(f"training diverged: {' and '.join(bad)} not finite; "
+                             "lower --lr or check the targets")
+    return result
+
+
+def _table_and_mode(cfg: UpstreamTrainConfig, manager):
+    if cfg.atom_features == UPSTREAM_DEFAULT:
+        return None, cfg.mode or "frozen"
+    spec = parse_table_spec(cfg.atom_features).with_mode(cfg.mode)
+    return load_table(spec, manager), spec.mode or "frozen"
+
+
+def drop_outliers(records: list[Record], limit: float | None) -> tuple[list[Record], list[str]]:
+    """Records with |target| <= limit, and the ids of those dropped (reported, never silent)."""
+    if limit is None:
+        return records, []
+    kept = [r for r in records if abs(r.target) <= limit]
+    dropped = [r.id for r in records if abs(r.target) > limit]
+    if dropped:
+        print(f"ct train: dropped {len(dropped)} record(s) with |target| > {limit}: "
+              f"{', '.join(dropped[:5])}{' ...' if len(dropped) > 5 else ''}")
+    return kept, dropped
+
+
+def print_epoch(epochs: int) -> Callable[[EpochScores], None]:
+    """A progress line per epoch, printed as the upstream trains."""
+
+    def show(scores: EpochScores) -> None:
+        train = "-" if scores.train_mae is None else f"{scores.train_mae:.4f}"
+        val = "-" if scores.val_mae is None else f"{scores.val_mae:.4f}"
+        print(f"  epoch {scores.epoch:3d}/{epochs}  train MAE {train}  val MAE {val}", flush=True)
+
+    return show
+
+
+def summary_line(metrics: dict) -> str:
+    return (
+        f"{metrics['upstream']} {metrics['atom_features']} ({metrics['mode']}), seed "
+        f"{metrics['seed']}, {metrics['epochs']} epochs, train/val/test {metrics['n_train']}/"
+        f"{metrics['n_val']}/{metrics['n_test']}: val MAE {metrics['val_mae']:.4f}, test MAE "
+        f"{metrics['test_mae']:.4f} ({metrics['wall_s']:.1f} s)"
+    )
