@@ -19,7 +19,7 @@ from benchmarks.downstream import is_mp_test_formula
 
 def mp_test_samples() -> list:
     """MP structures of the fixed test part, cleaned like a pretraining corpus."""
-    from ct_plugins.pretrain.data import CorpusSpec, build_corpus
+    from ct_plugins.pretrain.corpus import CorpusSpec, build_corpus
 
     samples, _ = build_corpus(CorpusSpec(sources=("mp_structures",), max_atoms=10_000, progress=False))
     return [s for s in samples if is_mp_test_formula(s.formula)]

@@ -1,7 +1,7 @@
 """Method B of the paper's Table 2: element vectors learned by a trained GNN, reused as a table.
 
 Each upstream is trained with its own features on a corpus of OQMD + CMR formation energies
-whose reduced formulas are not in any downstream task (``holdout_formulas.txt``), the same
+whose reduced formulas are not in any downstream task (the leakage list, :mod:`benchmarks.holdout`), the same
 leakage rule the shipped CT tables follow. Its first layer then gives one vector per element:
 
 * CGCNN: ``embedding`` (Linear over the 92-d atom_init features) applied to each element;
@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from benchmarks.downstream import TASKS, prepare, reduced_formula, write_jsonl
+from benchmarks.holdout import read_holdout
 from benchmarks.locks import exclusive
 from ct_plugins.tables import EmbeddingTable
 
 if TYPE_CHECKING:  # run.py imports this module
     from benchmarks.run import Scale
 
-HOLDOUT = Path(__file__).resolve().parent / "holdout_formulas.txt"
 PREFIX = "method-b:"  # a Variant.table of "method-b:cgcnn" means: the table learned by CGCNN
 
 
@@ -82,7 +82,7 @@ def corpus_records(scale: Scale, folder: Path) -> Path:
     path = folder / f"corpus-{scale.name}.jsonl.gz"
     if path.is_file():
         return path
-    holdout = set() if scale.smoke else set(HOLDOUT.read_text().split())
+    holdout = set() if scale.smoke else read_holdout()
     records = []
     for task in (TASKS["oqmd-ef"], TASKS["cmr-ef"]):
         prepared = prepare(task, None, scale.smoke, folder)

@@ -49,7 +49,7 @@ def measure(model_name: str, threads: int, batches: int, batch_size: int, source
 
     from ct_plugins.pretrain.augment import Augmenter
     from ct_plugins.pretrain.batching import TargetScaler, bucket_batches, collate, discover_tasks
-    from ct_plugins.pretrain.data import CorpusSpec, build_corpus
+    from ct_plugins.pretrain.corpus import CorpusSpec, build_corpus
     from ct_plugins.pretrain.model import CrystalTransformer, CTConfig, count_parameters, forward_flops
     from ct_plugins.pretrain.train import masked_l1
 
@@ -108,7 +108,7 @@ def main() -> int:
     parser.add_argument("--batches", type=int, default=20, help="timed training steps per model")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--models", default="small,paper", help=f"comma-separated: {', '.join(MODELS)}")
-    parser.add_argument("--data", default="mp_compositions", help="one corpus source (pretrain/data.py)")
+    parser.add_argument("--data", default="mp_compositions", help="one corpus source (pretrain/corpus.py SOURCES)")
     parser.add_argument("--max-atoms", type=int, default=64, help="longest sample kept, in atoms")
     parser.add_argument("--json", default=None,
                         help="results file (default: benchmarks/results/pretrain_throughput-DATA.json)")

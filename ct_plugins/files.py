@@ -101,3 +101,10 @@ def fresh_output_folder(path: Path, overwrite: bool, option: str = "--out") -> P
     path.mkdir(parents=True, exist_ok=True)
     (path / RUN_MARKER).write_text("created by ct-plugins; --overwrite may delete this folder\n")
     return path
+
+
+def open_text(path: Path):
+    """A text file, gunzipped on the fly when its name ends in ``.gz``."""
+    import gzip
+
+    return gzip.open(path, "rt", encoding="utf-8") if Path(path).suffix == ".gz" else open(path, encoding="utf-8")

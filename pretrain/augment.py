@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ct_plugins.pretrain.data import Sample
+from ct_plugins.pretrain.samples import Sample
 
 
 def _require_structure(sample: Sample) -> None:

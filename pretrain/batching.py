@@ -19,7 +19,7 @@ from ct_plugins.pretrain.model import PAD_Z
 
 
 class SampleLike(Protocol):
-    """The fields of ``ct_plugins.pretrain.data.Sample`` used here."""
+    """The fields of ``ct_plugins.pretrain.samples.Sample`` used here."""
 
     id: str
     source: str

@@ -29,7 +29,7 @@ def _add_pretrain(subparsers: argparse._SubParsersAction) -> None:
         "Run under `torchrun --nproc_per_node N` for N processes (gloo).",
     )
     p.add_argument("--data", required=True,
-                   help="comma-separated corpora or files, e.g. mp,oqmd,cmr (see pretrain/data.py)")
+                   help="comma-separated corpora or files, e.g. mp,oqmd,cmr (see pretrain/corpus.py)")
     p.add_argument("--data-root", default=None,
                    help="folder with the shared data sets (default: ../shared/data from the repo)")
     p.add_argument("--targets", default="ef,eg", help="comma-separated targets (default: ef,eg)")
@@ -123,8 +123,8 @@ def load_samples(args: argparse.Namespace, targets: tuple[str, ...], seed: int) 
     import numpy as np
 
     from ct_plugins.files import file_sha256
-    from ct_plugins.pretrain.cleaning import CleaningReport
-    from ct_plugins.pretrain.data import CorpusSpec, build_corpus
+    from ct_plugins.pretrain.cleaning_report import CleaningReport
+    from ct_plugins.pretrain.corpus import CorpusSpec, build_corpus
 
     try:
         excluded = set().union(*(read_formula_file(f) for f in args.exclude_formulas))

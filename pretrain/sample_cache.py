@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ct_plugins.files import file_sha256
-from ct_plugins.pretrain.cleaning import CleaningReport, Event
+from ct_plugins.pretrain.cleaning_report import CleaningReport, Event
+from ct_plugins.pretrain.samples import Sample
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +96,6 @@ def _to_arrays(samples: list) -> dict[str, np.ndarray]:
 
 
 def _read(path: Path) -> tuple[list, list[Event]]:
-    from ct_plugins.pretrain.data import Sample
-
     with np.load(path, allow_pickle=False) as data:
         d = {key: data[key] for key in data.files}
     ends = np.cumsum(d["natoms"])

@@ -17,15 +17,10 @@ from ct_plugins.pretrain.augment import (
     symmetry_operations,
     uniform_rotation,
 )
-from ct_plugins.pretrain.data import (
-    CMR_TARGETS,
-    OQMD_TARGETS,
-    composition_sample,
-    sample_from_structure,
-    structure_from_text,
-    structure_samples,
-    to_structure,
-)
+from ct_plugins.pretrain.compositions import composition_sample
+from ct_plugins.pretrain.corpus import CMR_TARGETS, OQMD_TARGETS
+from ct_plugins.pretrain.structure_files import structure_samples
+from ct_plugins.pretrain.structures import sample_from_structure, structure_from_text, to_structure
 
 from conftest import DATA
 

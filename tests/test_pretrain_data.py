@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 from pymatgen.core import Composition, Element
 
-from ct_plugins.pretrain import data as data_module
-from ct_plugins.pretrain.cleaning import (
+from ct_plugins.pretrain import jarvis_datasets, structure_parsing
+from ct_plugins.pretrain.cleaning import clean
+from ct_plugins.pretrain.cleaning_report import (
     DUPLICATE_ID,
     EXCLUDED_FORMULA,
     NONFINITE_TARGET,
@@ -28,27 +29,14 @@ from ct_plugins.pretrain.cleaning import (
     UNPARSABLE_STRUCTURE,
     CleaningReport,
     RecordError,
-    clean,
 )
-from ct_plugins.pretrain.data import (
-    CMR_TARGETS,
-    OQMD_TARGETS,
-    CorpusSpec,
-    Sample,
-    build_corpus,
-    composition_sample,
-    composition_samples,
-    exclude_formulas,
-    jarvis_online_samples,
-    normalize_formula,
-    paper_split,
-    read_split,
-    read_jsonl,
-    sample_from_record,
-    sample_from_structure,
-    structure_from_text,
-    structure_samples,
-)
+from ct_plugins.pretrain.compositions import composition_sample, composition_samples
+from ct_plugins.pretrain.corpus import CMR_TARGETS, OQMD_TARGETS, CorpusSpec, build_corpus, exclude_formulas
+from ct_plugins.pretrain.formulas import normalize_formula
+from ct_plugins.pretrain.jarvis_datasets import jarvis_online_samples, paper_split, read_split
+from ct_plugins.pretrain.samples import Sample
+from ct_plugins.pretrain.structure_files import read_jsonl, structure_samples
+from ct_plugins.pretrain.structures import sample_from_record, sample_from_structure, structure_from_text
 
 from conftest import DATA, SHARED_DATA
 
@@ -347,7 +335,7 @@ def fake_figshare(monkeypatch):
 
     def data(dataset="dft_2d", store_dir=None):
         calls.append(dataset)
-        id_field, targets = data_module.JARVIS_DATASETS[dataset]
+        id_field, targets = jarvis_datasets.JARVIS_DATASETS[dataset]
         return jarvis_records(id_field, targets)
 
     monkeypatch.setattr(figshare, "data", data)
@@ -375,7 +363,7 @@ def test_jarvis_online_samples_keep_only_the_split_part(fake_figshare):
     train_ids = set(paper_split(split)["train"])
     samples = jarvis_online_samples("dft_3d", split, parts=("train",), progress=False)
     assert samples and {s.id for s in samples} <= train_ids
-    records = jarvis_records("jid", data_module.JARVIS_DATASETS["dft_3d"][1])
+    records = jarvis_records("jid", jarvis_datasets.JARVIS_DATASETS["dft_3d"][1])
     assert len(samples) == sum(r["jid"] in train_ids for r in records)
     assert all("ef" in s.targets for s in samples)  # every split id has a real Ef
     spec = CorpusSpec(sources=("dft_3d",), split_file=split, split_parts=("val", "test"), progress=False)
@@ -411,8 +399,8 @@ def test_sample_is_immutable_and_record_errors_are_collected():
 
 def test_parallel_parsing_gives_the_serial_result():
     items = [(r["id"], r["cif"], "cif") for r in read_jsonl(CMR)[:12]] + [("broken", "data_x\n", "cif")]
-    serial = data_module.parse_structures(items, workers=1, progress=False)
-    parallel = data_module.parse_structures(items, workers=2, progress=False)
+    serial = structure_parsing.parse_structures(items, workers=1, progress=False)
+    parallel = structure_parsing.parse_structures(items, workers=2, progress=False)
     assert [i for i, _ in parallel] == [i for i, _ in serial] == [i for i, *_ in items]
     assert parallel[-1][1][0] == serial[-1][1][0] == UNPARSABLE_STRUCTURE
     for (_, a), (_, b) in zip(serial[:-1], parallel[:-1]):
@@ -438,8 +426,7 @@ def test_mp_structures_source_reads_real_mp_cells_with_ef_and_eg(tmp_path):
     root = tmp_path / "data"
     (root / "mp_structures").mkdir(parents=True)
     shutil.copy(DATA / "mp_structures_sample.jsonl.gz", root / "mp_structures" / "mp_2018_structures.jsonl.gz")
-    samples, report = data_module.build_corpus(
-        data_module.CorpusSpec(sources=("mp_structures",), data_dir=root, **FAST))
+    samples, report = build_corpus(CorpusSpec(sources=("mp_structures",), data_dir=root, **FAST))
     records = {r["id"]: r for r in read_jsonl(DATA / "mp_structures_sample.jsonl.gz")}
     assert len(samples) == len(records) == 135 and report.kept["mp_structures"] == 135
     for sample in samples:

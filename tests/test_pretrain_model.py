@@ -15,7 +15,7 @@ from ct_plugins.pretrain.batching import (
     padding_fraction,
     split_by_formula,
 )
-from ct_plugins.pretrain.data import composition_samples
+from ct_plugins.pretrain.compositions import composition_samples
 from ct_plugins.pretrain.model import CrystalTransformer, CTConfig, forward_flops
 from ct_plugins.pretrain.train import masked_l1
 

@@ -44,7 +44,7 @@ def data_root(tmp_path_factory, request) -> Path:
 
 @pytest.fixture(scope="module")
 def samples(data_root, tmp_path_factory):
-    from ct_plugins.pretrain.data import CorpusSpec, build_corpus
+    from ct_plugins.pretrain.corpus import CorpusSpec, build_corpus
 
     spec = CorpusSpec(sources=("mp_compositions", "oqmd"), data_dir=data_root, cache=False,
                       workers=1, progress=False)

@@ -11,7 +11,7 @@ RUNS=${RUNS:-/work/ct-runs}
 BIN=${BIN:-.venv/bin}
 DATA=${DATA:-mp_structures,mp_compositions,oqmd,cmr}
 CONFIG=pretrain/recipes/ct_small_v2.json  # 3 layers (2.5x the paper size's structures/s), centred coordinates / 10 Å
-EXCLUDE=benchmarks/holdout_formulas.txt  # perovskite tasks, test data, the fixed MP test part
+EXCLUDE=pretrain/recipes/holdout_formulas.txt  # perovskite tasks, test data, the fixed MP test part (data; python -m benchmarks.holdout writes it)
 TABLES=ct_plugins/tables
 MAX_ATOMS=128  # keeps 99.4% of MP structures; attention cost grows with the square
 # name  targets  weights  epochs  max-minutes per sitting (2-core CPU shared with other work)

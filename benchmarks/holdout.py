@@ -1,10 +1,13 @@
-"""Write every formula a downstream evaluation may use, one per line (the leakage guard).
+"""Write the leakage list: every formula a downstream evaluation may use, one per line.
 
-    .venv/bin/python pretrain/recipes/exclude_downstream.py OUT.txt [--n-max 3000]
+    python -m benchmarks.holdout [--n-max 3000] [--out pretrain/recipes/holdout_formulas.txt]
 
-Formulas of: all real test data in tests/data (MP compositions and structures, OQMD/CMR
-perovskites, the JARVIS POSCARs) and the benchmark downstream tasks (benchmarks/downstream.py):
-the perovskite tasks at the given number of records per task, the fixed test part of the MP tasks. Run from the repository root.
+Formulas of all real test data in tests/data (MP compositions and structures, OQMD/CMR
+perovskites, the JARVIS POSCARs) and of the benchmark downstream tasks
+(:mod:`benchmarks.downstream`): the perovskite tasks at the given number of records per task,
+the fixed test part of the MP tasks. Pretraining reads the list as data
+(``ct pretrain --exclude-formulas``, ``pretrain/recipes/ship_tables.sh``); it never imports
+the benchmarks.
 """
 
 from __future__ import annotations
@@ -13,11 +16,17 @@ import argparse
 import csv
 import gzip
 import json
-import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from benchmarks.downstream import TASKS, TEST_DATA, prepare
+
+REPO = Path(__file__).resolve().parents[1]
+HOLDOUT_FILE = REPO / "pretrain" / "recipes" / "holdout_formulas.txt"
+
+
+def read_holdout(path: Path = HOLDOUT_FILE) -> set[str]:
+    return set(path.read_text().split())
 
 
 def test_data_formulas(data: Path) -> set[str]:
@@ -37,9 +46,6 @@ def test_data_formulas(data: Path) -> set[str]:
 
 
 def downstream_formulas(n_max: int) -> set[str]:
-    sys.path.insert(0, str(REPO))
-    from benchmarks.downstream import TASKS, prepare
-
     formulas: set[str] = set()
     with tempfile.TemporaryDirectory() as work:
         for task in TASKS.values():
@@ -49,17 +55,17 @@ def downstream_formulas(n_max: int) -> set[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("out")
+    parser.add_argument("--out", type=Path, default=HOLDOUT_FILE)
     parser.add_argument("--n-max", type=int, default=3000, help="records per downstream task")
     args = parser.parse_args()
-    from ct_plugins.pretrain.data import normalize_formula
+    from ct_plugins.pretrain.formulas import normalize_formula
 
-    raw = test_data_formulas(REPO / "tests" / "data") | downstream_formulas(args.n_max)
+    raw = test_data_formulas(TEST_DATA) | downstream_formulas(args.n_max)
     formulas = sorted({normalize_formula(f) for f in raw})
-    Path(args.out).write_text("".join(f + "\n" for f in formulas))
+    args.out.write_text("".join(f + "\n" for f in formulas))
     print(f"wrote {len(formulas)} formulas to {args.out}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())
