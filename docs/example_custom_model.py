@@ -1,6 +1,6 @@
-"""README example: a small torch-geometric crystal model whose atom embedding is a CT table.
-
-    from ct_plugins.adapters.example_custom_model import TinyCrystalGNN, to_graph
+"""Example (docs/adapters.md): a small torch-geometric crystal model whose atom embedding is a
+CT table. Needs ``pip install torch_geometric`` (not a dependency of ct-plugins); copy this file
+into your project. ``tests/test_adapter_embedding.py`` trains it on real structures.
 """
 
 from __future__ import annotations
