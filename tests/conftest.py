@@ -33,3 +33,34 @@ def run_ct(*args: str, env: dict | None = None, check: bool = True) -> subproces
     if check and result.returncode != 0:
         raise AssertionError(f"ct {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+@pytest.fixture
+def ct(capsys, monkeypatch):
+    """``ct ARGS`` in this process: the same parser, commands and exit codes as the console
+    script, without a fresh interpreter re-importing torch and the upstreams (seconds per call).
+    Returns a CompletedProcess with the captured stdout/stderr. Tests of the installed script
+    itself, or that need another environment (entry points, PYTHONPATH), use ``run_ct``."""
+    import torch
+
+    from ct_plugins.cli import main
+
+    def call(*args: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        threads = torch.get_num_threads()  # commands set torch threads; keep the suite's
+        capsys.readouterr()
+        with monkeypatch.context() as scope:
+            if cwd is not None:
+                scope.chdir(cwd)
+            try:
+                code = main(list(args))
+            except SystemExit as exit_:  # argparse usage errors and --help
+                code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+            finally:
+                torch.set_num_threads(threads)
+        out, err = capsys.readouterr()
+        result = subprocess.CompletedProcess(["ct", *args], code, out, err)
+        if check and code != 0:
+            raise AssertionError(f"ct {' '.join(args)} failed ({code}):\n{out}\n{err}")
+        return result
+
+    return call

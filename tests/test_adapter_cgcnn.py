@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -140,15 +137,13 @@ def test_uncovered_element_fails_before_training(tmp_path):
         training.run(cfg)
 
 
-def test_ct_cgcnn_passes_arguments_to_cgcnn_tr(tmp_path):
+def test_ct_cgcnn_passes_arguments_to_cgcnn_tr(tmp_path, ct):
     records = load_records(subset(tmp_path, 24), TARGET).records
     sets = [write_dataset(tmp_path / name, records[i::3], load_table("cgcnn92"))
             for i, name in enumerate(("tr", "va", "te"))]
-    ct = Path(sys.executable).with_name("ct")
     args = ["cgcnn", "-trs", str(sets[0]), "-vs", str(sets[1]), "-ts", str(sets[2]), "-e", "1",
             "-bs", "8", "--n-conv", "1", "-ji", "t", "--atom-features", "megnet16:trainable",
             "--threads", "1"]
-    result = subprocess.run([str(ct), *args], cwd=tmp_path, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = ct(*args, cwd=tmp_path)
     assert (tmp_path / "output_t" / "best_model.ckpt").is_file()
     assert "table 'megnet16' (94 x 16), trainable" in result.stdout

@@ -14,19 +14,19 @@ def test_ct_info_lists_all_three_adapters_as_supported():
         assert upstream in line and " supported" in line, line
 
 
-def test_ct_train_reports_a_bad_record_by_id(tmp_path):
+def test_ct_train_reports_a_bad_record_by_id(tmp_path, ct):
     records = oqmd_records(6)
     records[4]["formation_energy_per_atom"] = "n/a"
     data = write_jsonl(tmp_path / "bad.jsonl", records)
-    result = run_ct("train", "cgcnn", "--data", str(data), "--target", "formation_energy_per_atom",
-                    "--atom-features", "cgcnn92", "--out", str(tmp_path / "o"), check=False)
+    result = ct("train", "cgcnn", "--data", str(data), "--target", "formation_energy_per_atom",
+                "--atom-features", "cgcnn92", "--out", str(tmp_path / "o"), check=False)
     assert result.returncode == 2
     assert records[4]["id"] in result.stderr and "not a number" in result.stderr
 
 
 @pytest.mark.parametrize("command", ["train", "cgcnn", "alignn", "demo"])
-def test_help_is_available(command):
-    out = run_ct(command, "--help").stdout
+def test_help_is_available(command, ct):
+    out = ct(command, "--help").stdout
     assert "usage: ct " + command in out
     if command != "demo":
         assert "--atom-features" in out
@@ -44,16 +44,14 @@ def test_unsupported_upstream_version_fails_before_patching(monkeypatch, name):
         adapter.patch(load_table("megnet16"), "frozen")
 
 
-def test_ct_names_work_once_a_ct_table_is_installed(tmp_path, ct_home):
+def test_ct_names_work_once_a_ct_table_is_installed(tmp_path, ct_home, ct):
     """The shipped ct-mt is used by name, and cannot be shadowed by an imported table."""
-    env = {"CT_PLUGINS_HOME": str(ct_home)}
-    taken = run_ct("tables", "import", str(_megnet16_file(tmp_path)), "--name", "ct-mt",
-                   env=env, check=False)
+    taken = ct("tables", "import", str(_megnet16_file(tmp_path)), "--name", "ct-mt", check=False)
     assert taken.returncode == 2 and "'ct-mt' is taken by a ct table" in taken.stderr
     data = write_jsonl(tmp_path / "d.jsonl", oqmd_records(20))
-    result = run_ct("train", "cgcnn", "--data", str(data), "--target", "formation_energy_per_atom",
-                    "--atom-features", "ct-mt", "--mode", "trainable", "--epochs", "1",
-                    "--small", "--out", str(tmp_path / "o"), env={"CT_PLUGINS_HOME": str(ct_home)})
+    result = ct("train", "cgcnn", "--data", str(data), "--target", "formation_energy_per_atom",
+                "--atom-features", "ct-mt", "--mode", "trainable", "--epochs", "1",
+                "--small", "--out", str(tmp_path / "o"))
     assert "cgcnn ct-mt (trainable)" in result.stdout
 
 

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from conftest import run_ct
 from ct_plugins.analysis.config import AnalysisConfig, AnalysisError
 from ct_plugins.analysis.periodic import cell
 from ct_plugins.analysis.properties import load_property
@@ -43,9 +42,9 @@ def test_r2_is_on_held_out_elements():
     assert fit.oof_prediction.shape == data.y.shape
 
 
-def test_cli_reduced_run_writes_reports_and_figures(tmp_path, ct_home):
+def test_cli_reduced_run_writes_reports_and_figures(tmp_path, ct_home, ct):
     out = tmp_path / "analysis"
-    result = run_ct("analyze", "--table", "megnet16", "--table", "magpie", "--out", str(out),
+    result = ct("analyze", "--table", "megnet16", "--table", "magpie", "--out", str(out),
                     "--properties", "atomic_radius,electrical_conductivity", "--folds", "3",
                     "--iterations", "40", "--k-max", "4")
     assert "atomic radius" in result.stdout
@@ -67,7 +66,7 @@ def test_cli_reduced_run_writes_reports_and_figures(tmp_path, ct_home):
     assert similarity["r"]["megnet16"]["megnet16"] == 1.0
     assert -1 <= similarity["r"]["megnet16"]["magpie"] <= 1 and similarity["shared_elements"]["magpie"]["megnet16"] > 80
     assert "Which tables are alike" in (out / "report.md").read_text() and (out / "similarity.png").is_file()
-    again = run_ct("analyze", "--table", "megnet16", "--out", str(out), "--properties",
+    again = ct("analyze", "--table", "megnet16", "--out", str(out), "--properties",
                    "atomic_radius,electrical_conductivity", "--folds", "3", "--iterations", "40", "--k-max", "4")
     assert "megnet16" in again.stdout
     assert json.loads((out / "report.json").read_text())["reused_tables"] == ["megnet16"]
@@ -81,19 +80,19 @@ def test_cli_reduced_run_writes_reports_and_figures(tmp_path, ct_home):
         (["--table", "megnet16", "--folds", "1"], "--folds must be at least 2"),
     ],
 )
-def test_cli_bad_input_exits_with_message(tmp_path, ct_home, args, message):
-    result = run_ct("analyze", *args, "--out", str(tmp_path / "out"), check=False)
+def test_cli_bad_input_exits_with_message(tmp_path, ct_home, ct, args, message):
+    result = ct("analyze", *args, "--out", str(tmp_path / "out"), check=False)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
-def test_table_too_small_for_folds(tmp_path, ct_home):
+def test_table_too_small_for_folds(tmp_path, ct_home, ct):
     rng = np.random.default_rng(0)
     path = tmp_path / "tiny.safetensors"
     EmbeddingTable.from_mapping("tiny", {e: rng.normal(size=4) for e in ["H", "O", "Fe", "Cu"]}).save(path)
     with pytest.raises(AnalysisError, match="needs at least 6"):
         check_table(EmbeddingTable.load(path), FAST)
-    result = run_ct("analyze", "--table", str(path), "--out", str(tmp_path / "out"), check=False)
+    result = ct("analyze", "--table", str(path), "--out", str(tmp_path / "out"), check=False)
     assert result.returncode == 2 and "has 4 elements" in result.stderr
 
 

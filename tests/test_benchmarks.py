@@ -22,8 +22,16 @@ SLICE = replace(PEROVSKITE, variants=tuple(v for v in PEROVSKITE.variants
                                           if v.upstream == "cgcnn" and v.table in ("default", "ct-mt")))
 
 
-def test_perovskite_experiment_smoke(tmp_path):
-    result = run_experiment(SLICE, SCALES["smoke"], {"cgcnn"}, (0, 1), tmp_path / "work")
+@pytest.fixture(scope="module")
+def smoke_work(tmp_path_factory):
+    """One work folder for the smoke experiments of this module: a run (variant, task, seed)
+    trains once and every later test that needs it reuses it, as a benchmark does. Each test
+    still passes alone: whatever is missing is trained."""
+    return tmp_path_factory.mktemp("bench-work")
+
+
+def test_perovskite_experiment_smoke(tmp_path, smoke_work):
+    result = run_experiment(SLICE, SCALES["smoke"], {"cgcnn"}, (0, 1), smoke_work)
     baseline = next(r for r in result["summary"] if r["variant"] == "CGCNN default")
     assert baseline["n_runs"] == 2 and baseline["mean"] > 0 and baseline["paper"] == 0.054
     assert result["scaled_down"] and result["data"]["oqmd-ef"]["n_records"] == 60
@@ -35,17 +43,14 @@ def test_perovskite_experiment_smoke(tmp_path):
     assert paths["png"].stat().st_size > 1000
 
 
-def test_finished_runs_are_reused(tmp_path):
-    first = run_experiment(SLICE, SCALES["smoke"], {"cgcnn"}, (0,), tmp_path)
-    again = run_experiment(SLICE, SCALES["smoke"], {"cgcnn"}, (0,), tmp_path)
+def test_finished_runs_are_reused(smoke_work):
+    first = run_experiment(SLICE, SCALES["smoke"], {"cgcnn"}, (0,), smoke_work)
+    written = {p: p.stat().st_mtime_ns for p in smoke_work.glob("oqmd-ef/cgcnn/*/seed0/metrics.json")}
+    again = run_experiment(SLICE, SCALES["smoke"], {"cgcnn"}, (0,), smoke_work)
     maes = [r.get("test_mae") for r in first["runs"]]
     assert maes == [r.get("test_mae") for r in again["runs"]]
-
-
-@pytest.fixture(scope="module")
-def smoke_work(tmp_path_factory):
-    """One work folder for the smoke experiments below, so shared runs train once."""
-    return tmp_path_factory.mktemp("bench-work")
+    assert len(written) == len(SLICE.variants)  # every run finished, and none was trained again:
+    assert {p: p.stat().st_mtime_ns for p in written} == written
 
 
 def test_every_experiment_names_real_tables_and_tasks():
@@ -89,13 +94,13 @@ def test_method_b_table_holds_the_first_layer_vectors_of_a_trained_cgcnn(smoke_w
     assert "method B" in table.description and table.matrix.std() > 0
 
 
-def test_a_cached_run_of_a_changed_table_trains_again(tmp_path):
+def test_a_cached_run_of_a_changed_table_trains_again(smoke_work):
     variant = next(v for v in SLICE.variants if v.table == "ct-mt")
-    first = run_experiment(SLICE, SCALES["smoke"], {"cgcnn"}, (0,), tmp_path)
-    metrics = next(tmp_path.glob(f"oqmd-ef/cgcnn/{run_key(variant)}/seed0/metrics.json"))
+    first = run_experiment(SLICE, SCALES["smoke"], {"cgcnn"}, (0,), smoke_work)
+    metrics = next(smoke_work.glob(f"oqmd-ef/cgcnn/{run_key(variant)}/seed0/metrics.json"))
     metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "table_sha256": "old",
                                    "test_mae": -1.0}))
-    again = run_experiment(SLICE, SCALES["smoke"], {"cgcnn"}, (0,), tmp_path)
+    again = run_experiment(SLICE, SCALES["smoke"], {"cgcnn"}, (0,), smoke_work)
     assert [r["test_mae"] for r in again["runs"]] == [r["test_mae"] for r in first["runs"]]
 
 

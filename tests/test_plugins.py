@@ -51,7 +51,7 @@ class ToyAdapter(Adapter):
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            job.report_epoch(epoch, float(loss), _mae(model, data["val"]))
+            job.report_epoch(epoch, loss.item(), _mae(model, data["val"]))
         return TrainResult(_mae(model, data["val"]), _mae(model, data["test"]), {"toy": True})
 
 
@@ -111,9 +111,10 @@ def batch(records):
 '''
 
 
-@pytest.fixture
-def third_party_env(tmp_path):
+@pytest.fixture(scope="module")
+def third_party_env(tmp_path_factory):
     """A third-party distribution that registers itself only through its entry point."""
+    tmp_path = tmp_path_factory.mktemp("third_party")
     (tmp_path / "toy_ct_plugin.py").write_text(THIRD_PARTY)
     (tmp_path / "toy_upstream.py").write_text(TOY_UPSTREAM)
     dist = tmp_path / "toy_ct_plugin-0.1.dist-info"
@@ -123,32 +124,57 @@ def third_party_env(tmp_path):
     return {"PYTHONPATH": str(tmp_path), "CT_PLUGINS_HOME": str(tmp_path / "home")}
 
 
-def test_entry_point_plugin_is_discovered(third_party_env):
-    info = run_ct("info", env=third_party_env).stdout
+@pytest.fixture
+def toy_installed(third_party_env, monkeypatch):
+    """The same distribution importable in this process: the plugin manager is rebuilt with it
+    (entry points are read when it is built) and rebuilt without it afterwards."""
+    import sys
+
+    from ct_plugins.plugins import plugin_manager
+
+    monkeypatch.syspath_prepend(third_party_env["PYTHONPATH"])
+    monkeypatch.setenv("CT_PLUGINS_HOME", third_party_env["CT_PLUGINS_HOME"])
+    plugin_manager.cache_clear()
+    yield
+    plugin_manager.cache_clear()
+    for module in ("toy_ct_plugin", "toy_upstream"):
+        sys.modules.pop(module, None)
+
+
+@pytest.fixture(scope="module")
+def traced_info(third_party_env):
+    """``ct info`` with the third-party plugin installed and hook tracing on (one process for
+    the two tests below: the toy plugin imports torch, seconds per start)."""
+    return run_ct("info", env={**third_party_env, "CT_PLUGINS_TRACE": "1"})
+
+
+def test_entry_point_plugin_is_discovered(traced_info):
+    info = traced_info.stdout
     assert re.search(r"toy\s+toy-ct-plugin\s+0.1\s+supported", info)
     assert re.search(r"toy3\s+toy\s+3 elements x +3", info)
 
 
-def test_third_party_adapter_trains_end_to_end_through_ct_train(third_party_env, tmp_path):
-    """`ct train toy` and its choices come from the plugin manager, not a built-in list."""
-    from adapter_fixtures import OQMD
+def test_third_party_adapter_trains_end_to_end_through_ct_train(toy_installed, ct, tmp_path):
+    """`ct train toy` and its choices come from the plugin manager, not a built-in list
+    (in this process; test_entry_point_plugin_is_discovered runs the console script)."""
+    from adapter_fixtures import subset
 
-    assert "toy" in run_ct("train", "--help", env=third_party_env).stdout
-    result = run_ct("train", "toy", "--data", str(OQMD), "--target", "formation_energy_per_atom",
-                    "--atom-features", "ct", "--epochs", "3", "--out", str(tmp_path / "run"),
-                    env=third_party_env)
+    result = ct("train", "toy", "--data", str(subset(tmp_path, 30)), "--target", "formation_energy_per_atom",
+                "--atom-features", "ct", "--epochs", "3", "--out", str(tmp_path / "run"))
     assert re.search(r"epoch +3/3 +train MAE [0-9.]+ +val MAE [0-9.]+", result.stdout)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["upstream"] == "toy" and metrics["upstream_version"] == "0.1"
     assert metrics["table"] == "ct-mt:std" and metrics["toy"] is True
     assert [e["epoch"] for e in metrics["history"]] == [1, 2, 3]
     assert math.isfinite(metrics["test_mae"])
-    assert "toy" not in run_ct("--help", env=third_party_env).stdout.split("train")[0]  # no `ct toy`
+    commands = ct("--help").stdout
+    assert "toy" not in commands.split("train")[0]  # no `ct toy`: the toy has no command line
+    listed = re.search(r"train train an installed upstream \(([^)]*)\)", " ".join(commands.split()))
+    assert listed and "toy" in listed.group(1).split(", ")  # `ct train` offers the adapters found
 
 
-def test_trace_env_prints_hook_calls(third_party_env):
-    result = run_ct("tables", "list", env={**third_party_env, "CT_PLUGINS_TRACE": "1"})
-    assert "register_tables" in result.stderr
+def test_trace_env_prints_hook_calls(traced_info):
+    assert "register_tables" in traced_info.stderr and "register_adapters" in traced_info.stderr
 
 
 def test_builtin_tables_come_through_entry_points():

@@ -19,8 +19,6 @@ from ct_plugins.pretrain.train import Budget, PretrainConfig, TrainConfig, pretr
 from ct_plugins.registry import load_table
 from ct_plugins.tables import EmbeddingTable
 
-from conftest import run_ct
-
 TINY_MODEL = dict(embed_dim=8, n_layers=1, n_heads=2, ff_dim=16, head_hidden=8)
 TINY_CONFIG = {"model": TINY_MODEL, "train": {"batch_size": 32, "val_fraction": 0.1, "test_fraction": 0.1}}
 
@@ -149,19 +147,19 @@ def test_export_provenance_and_unseen_elements(samples, tmp_path, one_thread):
     assert torch.allclose(torch.from_numpy(table.row("O").copy()), expected)
 
 
-def test_cli_pretrain_export_and_load_by_name(data_root, tmp_path, ct_home):
+def test_cli_pretrain_export_and_load_by_name(data_root, tmp_path, ct_home, ct):
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps(TINY_CONFIG))
     banned = tmp_path / "banned.txt"
     banned.write_text("TmPbO3\n")
     run = tmp_path / "run"
-    result = run_ct("pretrain", "--data", "mp_compositions,oqmd", "--data-root", str(data_root),
-                    "--targets", "ef,eg", "--weights", "1,0.5", "--epochs", "2", "--config", str(config),
-                    "--exclude-formulas", str(banned), "--out", str(run))
+    result = ct("pretrain", "--data", "mp_compositions,oqmd", "--data-root", str(data_root),
+                "--targets", "ef,eg", "--weights", "1,0.5", "--epochs", "2", "--config", str(config),
+                "--exclude-formulas", str(banned), "--out", str(run))
     assert "test MAE" in result.stdout
     assert (run / BEST).is_file() and (run / "history.json").is_file()
     table_file = tmp_path / "ct-cli.safetensors"
-    run_ct("export", str(run), "--name", "ct-cli", "--out", str(table_file))
+    ct("export", str(run), "--name", "ct-cli", "--out", str(table_file))
     table = EmbeddingTable.load(table_file)
     data = table.metadata["source_data"]
     assert data["excluded_formula_count"] == 1 and data["cleaning"]["dropped"]["oqmd"]["excluded_formula"] >= 1
@@ -175,10 +173,10 @@ def test_cli_pretrain_export_and_load_by_name(data_root, tmp_path, ct_home):
             file_sha256(data_root / "perovskites" / "oqmd_perovskites.jsonl.gz")}
     assert data["exclude_formula_files"] == {str(banned): file_sha256(banned)}
     assert table.metadata["runtime"]["torch"] == str(torch.__version__) and table.metadata["runtime"]["python"]
-    shown = run_ct("tables", "show", str(table_file)).stdout
+    shown = ct("tables", "show", str(table_file)).stdout
     for text in ("data files:", file_sha256(banned), "runtime:", f"torch {torch.__version__}"):
         assert text in shown, text
-    run_ct("tables", "import", str(table_file), "--name", "ct-cli")
+    ct("tables", "import", str(table_file), "--name", "ct-cli")
     assert load_table("ct-cli").dim == 8
 
 
@@ -190,13 +188,13 @@ def test_two_process_ddp(data_root, tmp_path):
     script = Path(__file__).with_name("ddp_ranks.py")  # ct pretrain, saving every rank's weights
     result = subprocess.run(
         [str(torchrun), "--standalone", "--nproc_per_node", "2", str(script), "pretrain",
-         "--data", "mp_compositions", "--data-root", str(data_root), "--epochs", "2",
+         "--data", "mp_compositions", "--data-root", str(data_root), "--epochs", "1",
          "--config", str(config), "--out", str(run)],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["processes"] == 2 and metrics["completed_epochs"] == 2
+    assert metrics["processes"] == 2 and metrics["completed_epochs"] == 1
     assert set(metrics["test_mae"]) == {"ef@mp_compositions", "eg@mp_compositions"}
     ranks = [torch.load(run / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
     trained = load_checkpoint(run / LAST)["model"]
@@ -227,12 +225,12 @@ def test_the_one_flag_default_is_ct_mt_standardised():
     assert abs(default.matrix.std(axis=0) - 1).max() < 1e-4
 
 
-def test_resume_refuses_a_checkpoint_that_runs_code(data_root, tmp_path):
+def test_resume_refuses_a_checkpoint_that_runs_code(data_root, tmp_path, ct):
     from test_safe_loading import write_evil
 
     marker = tmp_path / "PWNED"
     write_evil(tmp_path / "run" / LAST, marker)
-    result = run_ct("pretrain", "--data", "mp_compositions", "--data-root", str(data_root), "--epochs", "1",
-                    "--out", str(tmp_path / "run"), "--resume", check=False)
+    result = ct("pretrain", "--data", "mp_compositions", "--data-root", str(data_root), "--epochs", "1",
+                "--out", str(tmp_path / "run"), "--resume", check=False)
     assert result.returncode == 2 and "last.pt: not safe to load" in result.stderr
     assert "Traceback" not in result.stderr and not marker.exists()

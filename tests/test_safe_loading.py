@@ -82,9 +82,9 @@ def test_method_b_extractors_refuse_it(tmp_path, marker, upstream):
         EXTRACTORS[upstream](tmp_path, {"output_dir": str(tmp_path / "alignn")})
 
 
-def test_a_truncated_checkpoint_is_a_one_line_error(tmp_path):
+def test_a_truncated_checkpoint_is_a_one_line_error(tmp_path, ct):
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"PK\x03\x04 not really a zip")
-    result = run_ct("export", str(broken), "--name", "x", "--out", str(tmp_path / "x.safetensors"), check=False)
+    result = ct("export", str(broken), "--name", "x", "--out", str(tmp_path / "x.safetensors"), check=False)
     assert result.returncode == 2 and "broken.pt: not a readable torch checkpoint" in result.stderr
     assert "Traceback" not in result.stderr
