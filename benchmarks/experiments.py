@@ -19,11 +19,16 @@ BEST_PEERS = ("mat2vec", "skipatom", "mat2vec:std", "skipatom:std")
 # where it beats random128:std, and as state of the art only where it beats these peers.
 STRONG_PEERS = ("mace_mp0:std", "orb_v2:std")
 CONTROLS = ("random128:std",)
-_PEER_NAMES = frozenset(p.split(":")[0] for p in PEERS + STRONG_PEERS + CONTROLS)
+_PEER_NAMES = frozenset(p.split(":")[0] for p in PEERS + STRONG_PEERS)
+_CONTROL_NAMES = frozenset(c.split(":")[0] for c in CONTROLS)
 
 
 def is_peer(table: str) -> bool:
     return table.split(":")[0] in _PEER_NAMES
+
+
+def is_control(table: str) -> bool:
+    return table.split(":")[0] in _CONTROL_NAMES
 
 
 @dataclass(frozen=True)

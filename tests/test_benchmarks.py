@@ -161,3 +161,17 @@ def test_an_mp_task_trains_on_the_seed_split_and_scores_the_fixed_test_part(tmp_
     run, data = result["runs"][0], result["data"]["mp-ef"]
     assert "error" not in run and run["n_test"] == data["n_test_fixed"] > 0
     assert run["n_train"] + run["n_val"] == data["n_records"] - data["n_test_fixed"]
+
+
+def test_the_reading_states_the_ct_gain_net_of_the_random_control():
+    from benchmarks.report import verdicts
+
+    def row(variant, table, mean, vs_default):
+        return {"task": "t", "upstream": "megnet", "variant": variant, "table": table,
+                "mean": mean, "vs_default": vs_default}
+
+    summary = [row("default", "default", 0.4, 0.0), row("ct", "ct-mt:std", 0.15, -0.625),
+               row("random", "random128:std", 0.2, -0.5), row("mat2vec", "mat2vec", 0.3, -0.25)]
+    (line,) = verdicts(summary)
+    assert "random control *random* 0.2000 (-50.0%): CT vs control -25.0%" in line
+    assert "ahead of the best peer *mat2vec*" in line
