@@ -175,3 +175,17 @@ def test_the_reading_states_the_ct_gain_net_of_the_random_control():
     (line,) = verdicts(summary)
     assert "random control *random* 0.2000 (-50.0%): CT vs control -25.0%" in line
     assert "ahead of the best peer *mat2vec*" in line
+
+
+def test_convergence_ratio_counts_epochs_to_the_defaults_best(tmp_path):
+    from benchmarks.convergence import convergence, epochs_ratio
+
+    assert epochs_ratio([0.5, 0.3, 0.2], [0.6, 0.4, 0.3, 0.35]) == pytest.approx(2 / 3)
+    assert epochs_ratio([0.9, 0.8], [0.6, 0.5]) is None
+    for key, curve in (("default-frozen", [0.6, 0.4, 0.3]), ("ct-frozen", [0.35, 0.3, 0.2])):
+        folder = tmp_path / "oqmd-ef" / "cgcnn" / key / "seed0"
+        folder.mkdir(parents=True)
+        history = [{"epoch": i + 1, "train_mae": None, "val_mae": v} for i, v in enumerate(curve)]
+        (folder / "metrics.json").write_text(json.dumps({"history": history}))
+    (row,) = convergence(tmp_path)
+    assert row["variant"] == "ct-frozen" and row["mean_ratio"] == pytest.approx(2 / 3) and row["reached"] == "1/1"

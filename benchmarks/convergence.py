@@ -1,0 +1,82 @@
+"""Convergence speed: how many epochs a table needs to reach the default's best validation MAE.
+
+    .venv/bin/python -m benchmarks.convergence WORK [--json out.json]
+
+WORK is a benchmark work folder (``--work`` of ``benchmarks.run``; runs in
+``WORK/<task>/<upstream>/<table-mode>/seed<k>/metrics.json``, each with its per-epoch
+``history``). Per task, back-end and variant, for every seed the variant shares with the
+default: the first epoch whose validation MAE is at or below the default's best, divided by the
+epoch of the default's best. A ratio below 1 means the table gets there faster; "not reached"
+means it never did within the run's epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+DEFAULT_KEY = "default-frozen"  # run_key of the upstream's own features
+
+
+def read_runs(work: Path) -> dict[tuple[str, str, str], dict[int, list[float]]]:
+    """(task, upstream, run key) -> seed -> validation MAE per epoch."""
+    runs: dict[tuple[str, str, str], dict[int, list[float]]] = defaultdict(dict)
+    for metrics in sorted(Path(work).glob("*/*/*/seed*/metrics.json")):
+        seed_dir = metrics.parent
+        history = json.loads(metrics.read_text()).get("history") or []
+        curve = [row["val_mae"] for row in history if row.get("val_mae") is not None]
+        if curve:
+            key = (seed_dir.parents[2].name, seed_dir.parents[1].name, seed_dir.parent.name)
+            runs[key][int(seed_dir.name.removeprefix("seed"))] = curve
+    return runs
+
+
+def epochs_ratio(variant: list[float], default: list[float]) -> float | None:
+    """First epoch where ``variant`` reaches min(``default``), over the epoch of that minimum."""
+    target = min(default)
+    best_epoch = default.index(target) + 1
+    reached = next((i + 1 for i, mae in enumerate(variant) if mae <= target), None)
+    return None if reached is None else reached / best_epoch
+
+
+def convergence(work: Path) -> list[dict]:
+    runs = read_runs(work)
+    rows = []
+    for (task, upstream, key), seeds in sorted(runs.items()):
+        default = runs.get((task, upstream, DEFAULT_KEY), {})
+        if key == DEFAULT_KEY or not default:
+            continue
+        shared = sorted(set(seeds) & set(default))
+        ratios = {seed: epochs_ratio(seeds[seed], default[seed]) for seed in shared}
+        reached = [r for r in ratios.values() if r is not None]
+        rows.append({"task": task, "upstream": upstream, "variant": key, "seeds": shared,
+                     "ratio_per_seed": ratios,
+                     "mean_ratio": sum(reached) / len(reached) if reached else None,
+                     "reached": f"{len(reached)}/{len(shared)}"})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("work", type=Path)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    if not args.work.is_dir():
+        print(f"benchmarks.convergence: {args.work} is not a folder", file=sys.stderr)
+        return 2
+    rows = convergence(args.work)
+    print("| task | back-end | variant | epochs to the default's best / default's | seeds reaching it |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        ratio = "not reached" if row["mean_ratio"] is None else f"{row['mean_ratio']:.2f}"
+        print(f"| {row['task']} | {row['upstream']} | {row['variant']} | {ratio} | {row['reached']} |")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
