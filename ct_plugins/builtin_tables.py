@@ -73,10 +73,24 @@ def _shipped_sources() -> list[TableSource]:
     for path in sorted(SHIPPED_DIR.glob(f"*{TABLE_SUFFIX}")):
         description = manifest.get(path.name, {}).get("description", "")
         sources.append(TableSource(path.stem, _shipped_loader(path, manifest), description, "ct"))
+    sources += _versioned_names(sources, manifest)
     default = next((s for s in sources if s.name == DEFAULT_CT_TABLE), None)
     if default is not None:
         sources.append(TableSource("ct", _standardized(default.load), DEFAULT_CT_DESCRIPTION, "ct"))
     return sources
+
+
+def _versioned_names(sources: list[TableSource], manifest: dict) -> list[TableSource]:
+    """``ct-mt-v1`` for the file ``ct-mt.safetensors`` of manifest version 1, so a comparison
+    can name a table generation that stays loadable after a newer one takes the plain name."""
+    taken = {s.name for s in sources}
+    aliases = []
+    for source in sources:
+        version = manifest.get(f"{source.name}{TABLE_SUFFIX}", {}).get("version")
+        name = f"{source.name}-v{version}"
+        if version is not None and name not in taken:
+            aliases.append(TableSource(name, source.load, f"{source.description} (version {version})", "ct"))
+    return aliases
 
 
 def _standardized(load: Callable[[], EmbeddingTable]) -> Callable[[], EmbeddingTable]:

@@ -228,3 +228,8 @@ def test_every_hookspec_is_documented_in_readme():
     for name in specs:
         assert f"`{name}(" in readme, f"hook {name} is not documented in README.md"
         assert textwrap.dedent(getattr(hookspecs, name).__doc__ or "").strip(), name
+
+
+def test_shipped_tables_stay_loadable_under_their_version(ct_home):
+    for name in ("ct-mt", "ct-ef", "ct-eg"):
+        assert np.array_equal(load_table(f"{name}-v1").matrix, load_table(name).matrix)
