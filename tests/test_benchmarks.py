@@ -189,3 +189,19 @@ def test_convergence_ratio_counts_epochs_to_the_defaults_best(tmp_path):
         (folder / "metrics.json").write_text(json.dumps({"history": history}))
     (row,) = convergence(tmp_path)
     assert row["variant"] == "ct-frozen" and row["mean_ratio"] == pytest.approx(2 / 3) and row["reached"] == "1/1"
+
+
+def test_table1_puts_the_ct_heads_beside_each_backends_default(tmp_path):
+    from benchmarks.table1 import main as table1
+
+    heads = {"run": "r", "test_mae": {"ef@mp_structures": 0.2, "eg@mp_structures": 0.5},
+             "n_structures": 30, "epochs": 3, "best_epoch": 3}
+    (tmp_path / "heads.json").write_text(json.dumps(heads))
+    for seed, mae in ((0, 0.30), (1, 0.34)):
+        folder = tmp_path / "work" / "mp-ef" / "cgcnn" / "default-frozen" / f"seed{seed}"
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"test_mae": mae, "n_train": 90, "n_test": 30, "epochs": 2}))
+    assert table1(["--heads", str(tmp_path / "heads.json"), "--work", str(tmp_path / "work"),
+                   "--out", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "table1-mp.md").read_text()
+    assert "| CT | mp-ef | 0.2000 | 1 |" in text and "| cgcnn | mp-ef | 0.3200 ± 0.0283 | 2 | 90 / 30 | 2 | 0.083 |" in text
