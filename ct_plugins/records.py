@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 import math
 import zlib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ import numpy as np
 
 from ct_plugins.elements import UnknownElementError, atomic_number
 from ct_plugins.errors import InputError
+from ct_plugins.files import open_text
 from ct_plugins.tables import EmbeddingTable, Missing
 
 SPLITS = ("train", "val", "test")
@@ -63,9 +64,8 @@ def _load_jsonl(path: Path, target: str) -> Loaded:
 
 
 def _parse_jsonl(path: Path, target: str) -> Loaded:
-    opener = gzip.open if path.name.endswith(".gz") else open
     records, unlabelled, seen = [], [], set()
-    with opener(path, "rt", encoding="utf-8") as handle:
+    with open_text(path) as handle:
         for line_no, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -97,8 +97,15 @@ def _load_folder(folder: Path) -> Loaded:
     id_prop = folder / "id_prop.csv"
     if not id_prop.is_file():
         raise DataError(f"{folder}: no id_prop.csv (rows: structure file or id, target)")
+    try:
+        return _nonempty(_parse_id_prop(folder, id_prop), folder)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{id_prop}: cannot read ({type(exc).__name__}: {exc})") from exc
+
+
+def _parse_id_prop(folder: Path, id_prop: Path) -> Loaded:
     records = []
-    with open(id_prop, newline="") as handle:
+    with open(id_prop, newline="", encoding="utf-8") as handle:
         for row_no, row in enumerate(csv.reader(handle), start=1):
             if not row:
                 continue
@@ -106,11 +113,14 @@ def _load_folder(folder: Path) -> Loaded:
             if len(row) < 2:
                 raise DataError(f"{where}: expected 'id,target'")
             file = _structure_file(folder, row[0], where)
-            text = file.read_text()
+            try:
+                text = file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise DataError(f"{where}: cannot read {file.name} ({exc})") from exc
             fmt = "cif" if file.suffix == ".cif" else "poscar"
             rid = file.name.removesuffix(".cif")
             records.append(Record(rid, parse_structure(text, fmt, where), _number(row[1], where)))
-    return _nonempty(Loaded(records, []), folder)
+    return Loaded(records, [])
 
 
 def _structure_file(folder: Path, name: str, where: str) -> Path:
@@ -212,9 +222,11 @@ def split_records(
 
 def _split_from_file(records: list[Record], path: Path) -> dict[str, list[Record]]:
     try:
-        ids = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        ids = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"split file {path}: cannot read ({exc})") from exc
+    if not isinstance(ids, dict) or not all(isinstance(ids.get(n, []), list) for n in SPLITS):
+        raise DataError(f'split file {path}: expected {{"train": [ids], "val": [ids], "test": [ids]}}')
     by_id = {r.id: r for r in records}
     out = {}
     for name in SPLITS:
@@ -224,4 +236,14 @@ def _split_from_file(records: list[Record], path: Path) -> dict[str, list[Record
         out[name] = [by_id[str(i)] for i in ids.get(name, [])]
         if not out[name]:
             raise DataError(f"split file {path}: {name!r} is empty or missing")
+    _require_disjoint(out, path)
     return out
+
+
+def _require_disjoint(splits: dict[str, list[Record]], path: Path) -> None:
+    """A record in two parts (or twice in one) would leak test or validation labels into training."""
+    counts = Counter(r.id for part in splits.values() for r in part)
+    repeated = sorted(i for i, n in counts.items() if n > 1)
+    if repeated:
+        raise DataError(f"split file {path}: {len(repeated)} id(s) listed more than once, "
+                        f"e.g. {repeated[:3]}; train, val and test must not share records")

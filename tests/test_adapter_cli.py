@@ -77,6 +77,12 @@ def test_split_file_and_outlier_filter(tmp_path):
     split.write_text(json.dumps({"train": ["nope"], "val": ids[6:8], "test": ids[8:]}))
     with pytest.raises(DataError, match="nope"):
         split_records(records, seed=0, split_file=split)
+    split.write_text(json.dumps({"train": ids[:7], "val": ids[6:8], "test": ids[8:]}))
+    with pytest.raises(DataError, match="more than once"):  # val record also in train: leakage
+        split_records(records, seed=0, split_file=split)
+    split.write_text(json.dumps(ids))
+    with pytest.raises(DataError, match="expected"):
+        split_records(records, seed=0, split_file=split)
     seeded = [split_records(records, seed=s)["test"] for s in (0, 0, 1)]
     assert seeded[0] == seeded[1] and seeded[0] != seeded[2]
     kept, dropped = drop_outliers(records, 1.0)
@@ -96,4 +102,7 @@ def test_upstream_folder_layout_and_a_broken_poscar(tmp_path):
     shutil.copytree(DATA / "jarvis_sample", folder)
     (folder / "POSCAR-JVASP-10.vasp").write_text("not a poscar\n1.0\n")
     with pytest.raises(DataError, match="POSCAR-JVASP-10.vasp.*malformed POSCAR"):
+        load_records(folder, "ignored")
+    (folder / "POSCAR-JVASP-10.vasp").write_bytes(b"\xff\xfe not text")
+    with pytest.raises(DataError, match="cannot read POSCAR-JVASP-10.vasp"):
         load_records(folder, "ignored")
