@@ -6,7 +6,7 @@ import os
 import pickle
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -32,12 +32,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
 
 
 def file_sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return stream_sha256(handle)
+
+
+def stream_sha256(handle: BinaryIO) -> str:
+    """sha256 of a binary stream, read in 1 MiB blocks (corpus files reach gigabytes)."""
     import hashlib
 
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(block)
     return digest.hexdigest()
 
 

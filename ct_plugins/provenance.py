@@ -7,7 +7,7 @@ import platform
 import subprocess
 from pathlib import Path
 
-from ct_plugins.files import file_sha256
+from ct_plugins.files import file_sha256, stream_sha256
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,11 +52,8 @@ def data_sha256(path: str | Path) -> str:
     if path.is_file() and path.suffix == ".gz":
         import gzip
 
-        digest = hashlib.sha256()
         with gzip.open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+            return stream_sha256(handle)
     if path.is_file():
         return file_sha256(path)
     digest = hashlib.sha256()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pluggy
@@ -43,7 +43,6 @@ class UpstreamTrainConfig:
     threads: int = 1
     small: bool = False  # tiny model sizes, for tests and smoke runs
     overwrite: bool = False  # clear a non-empty --out (a previous run) instead of failing
-    extra: dict = field(default_factory=dict)
 
 
 def run(

@@ -100,12 +100,12 @@ def build_config(args: argparse.Namespace) -> Any:
 def read_formula_file(path: str | Path) -> set[str]:
     """Formulas from a text file (one a line) or a CSV / JSON-lines file with a formula field."""
     import csv
-    import gzip
     import json
 
+    from ct_plugins.files import open_text
+
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
+    with open_text(path) as handle:
         text = handle.read()
     stem = path.name.removesuffix(".gz")
     if stem.endswith(".jsonl"):
@@ -177,7 +177,6 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
     from ct_plugins.pretrain.augment import Augmenter
     from ct_plugins.pretrain.train import Budget, pretrain
-
     from ct_plugins.provenance import runtime_versions
 
     torch.set_num_threads(args.threads)
