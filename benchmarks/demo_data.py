@@ -16,7 +16,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from benchmarks.downstream import EF_BOUND, SHARED, reduced_formula
+from benchmarks.downstream import EF_BOUND, SHARED, TASKS, reduced_formula
 from benchmarks.holdout import HOLDOUT_FILE, read_holdout
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=2000)
     args = parser.parse_args()
-    records = demo_records(SHARED / "oqmd_perovskites.jsonl.gz", read_holdout(HOLDOUT_FILE), args.n)
+    records = demo_records(SHARED / TASKS["oqmd-ef"].file, read_holdout(HOLDOUT_FILE), args.n)
     text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode()
     OUT.write_bytes(gzip.compress(text, mtime=0))  # mtime=0: the same records give the same bytes
     print(f"wrote {len(records)} records ({OUT.stat().st_size // 1024} KB) to {OUT}")
