@@ -15,6 +15,7 @@ Only those two upstream names are swapped, for the duration of the ``with`` bloc
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import shutil
@@ -128,8 +129,11 @@ def run_from_command_line(
     argv: Sequence[str], spec: TableSpec | None, mode: Mode | None, missing: Missing
 ) -> int:
     """``ct cgcnn <cgcnn-tr arguments> --atom-features SPEC``."""
-    check_dataset_folders(argv)
-    check_no_earlier_model(argv)
+    from cgcnn2.cli import cgcnn_tr
+
+    parsed = cgcnn_tr.parse_arguments(list(argv))  # bad upstream arguments exit here, as upstream
+    check_dataset_folders(parsed)
+    check_no_earlier_model(parsed)
     spec = (spec or parse_table_spec("ct")).with_mode(mode)
     table = load_table(spec)
     chosen = spec.mode or "frozen"
@@ -140,12 +144,9 @@ def run_from_command_line(
 DATASET_OPTIONS = ("full_set", "train_set", "valid_set", "test_set")
 
 
-def check_dataset_folders(argv: Sequence[str]) -> None:
+def check_dataset_folders(parsed: argparse.Namespace) -> None:
     """Every dataset folder given to cgcnn-tr exists and has an id_prop.csv (else upstream
     fails deep inside with a traceback)."""
-    from cgcnn2.cli import cgcnn_tr
-
-    parsed = cgcnn_tr.parse_arguments(list(argv))  # bad upstream arguments exit here, as upstream
     for name in DATASET_OPTIONS:
         folder = getattr(parsed, name, None)
         option = "--" + name.replace("_", "-")
@@ -305,12 +306,10 @@ def require_checkpoint(checkpoint: Path) -> None:
                              "loss never improved (NaN?); lower --lr or check the targets")
 
 
-def check_no_earlier_model(argv: Sequence[str]) -> None:
+def check_no_earlier_model(parsed: argparse.Namespace) -> None:
     """cgcnn-tr tests whatever best_model.ckpt its output folder holds (unpickled unsafely): a
     run that saves none would report, and run, an earlier or foreign file."""
-    from cgcnn2.cli import cgcnn_tr
-
-    earlier = Path(f"output_{cgcnn_tr.parse_arguments(list(argv)).job_id}") / "best_model.ckpt"
+    earlier = Path(f"output_{parsed.job_id}") / "best_model.ckpt"
     if earlier.exists():
         raise InputError(f"{earlier} exists from an earlier run; move it away or pass another "
                          "-ji/--job-id (cgcnn-tr would test that model if this run saves none)")
