@@ -12,6 +12,7 @@ from typing import Any
 from ct_plugins.arguments import COUNT, SEED, positive
 from ct_plugins.errors import InputError
 from ct_plugins.hookspecs import hookimpl
+from ct_plugins.pretrain.cleaning import DEFAULT_MAX_ATOMS
 
 
 @hookimpl
@@ -50,7 +51,7 @@ def _add_pretrain(subparsers: argparse._SubParsersAction) -> None:
                    help="file of formulas (one a line, or a CSV/JSONL with a formula column) "
                    "removed from the corpus, e.g. a downstream test set; repeatable")
     p.add_argument("--max-atoms", type=COUNT, default=None,
-                   help="drop samples with more atoms than this (default 64; MP structures "
+                   help=f"drop samples with more atoms than this (default {DEFAULT_MAX_ATOMS}; MP structures "
                    "have up to 200 atoms per cell, 99.4%% have at most 128)")
     p.add_argument("--max-samples", type=COUNT, default=None,
                    help="use a seeded random subset of this many samples (quick runs)")
