@@ -3,7 +3,10 @@
 # symmetry / lattice-translation / rotation augmentation) besides MP compositions and the
 # OQMD/CMR perovskites. Run from the repository root:
 #   pretrain/recipes/ship_tables_v2.sh train     # one background run per table (nohup, resumable)
-#   pretrain/recipes/ship_tables_v2.sh export    # after they end: v2 tables + learning curves
+#   pretrain/recipes/ship_tables_v2.sh export    # after they end: tables, curves, CT test MAE
+#                                                # into benchmarks/results/pretrain (for evaluation)
+# A v2 table is shipped (copied to ct_plugins/tables with MANIFEST version 2) only once it beats
+# the upstream default and the same-width random control downstream (benchmarks.run mp-table2).
 # Runs write to $RUNS (default /work/ct-runs: outside the work tree, kept across sittings).
 # A run that hits its --max-minutes budget is continued by calling `train` again (--resume).
 set -euo pipefail
@@ -12,7 +15,7 @@ BIN=${BIN:-.venv/bin}
 DATA=${DATA:-mp_structures,mp_compositions,oqmd,cmr}
 CONFIG=pretrain/recipes/ct_small_v2.json  # 3 layers (2.5x the paper size's structures/s), centred coordinates / 10 Å
 EXCLUDE=pretrain/recipes/holdout_formulas.txt  # perovskite tasks, test data, the fixed MP test part (data; python -m benchmarks.holdout writes it)
-TABLES=ct_plugins/tables
+RESULTS=benchmarks/results/pretrain
 MAX_ATOMS=128  # keeps 99.4% of MP structures; attention cost grows with the square
 # name  targets  weights  epochs  max-minutes per sitting (2-core CPU shared with other work)
 RUN_SPECS=(
@@ -36,12 +39,13 @@ train() {
 export_tables() {
   for spec in "${RUN_SPECS[@]}"; do
     read -r name _ <<<"$spec"
-    "$BIN/ct" export "$RUNS/$name" --name "$name" --out "$TABLES/$name.safetensors" \
+    "$BIN/ct" export "$RUNS/$name" --name "$name" --out "$RESULTS/$name.safetensors" \
       --description "CT-UAE v2 multitask (Ef+Eg), 128-d, small CT (3 layers) on MP structures + MP compositions + OQMD/CMR perovskites" \
       --recipe pretrain/recipes/ship_tables_v2.sh
-    "$BIN/python" -m ct_plugins.pretrain.curves "$RUNS/$name" "benchmarks/results/pretrain/$name-curves.png"
-    cp "$RUNS/$name/history.json" "benchmarks/results/pretrain/$name-history.json"
-    cp "$RUNS/$name/metrics.json" "benchmarks/results/pretrain/$name-metrics.json"
+    "$BIN/python" -m ct_plugins.pretrain.curves "$RUNS/$name" "$RESULTS/$name-curves.png"
+    cp "$RUNS/$name/history.json" "$RESULTS/$name-history.json"
+    cp "$RUNS/$name/metrics.json" "$RESULTS/$name-metrics.json"
+    "$BIN/python" -m benchmarks.ct_heads "$RUNS/$name" --json "$RESULTS/$name-mp-test.json"
   done
 }
 
