@@ -57,6 +57,7 @@ def run(
     adapter.require()
     torch.set_num_threads(cfg.threads)
     started = time.perf_counter()
+    code = code_provenance()  # taken now: the tree may change while a long run trains
     out = Path(cfg.out).resolve()  # upstream trainers chdir into it; relative paths would break
     check_output_folder(out, cfg.overwrite)  # before any work; cleared only once the data loaded
     table, mode = _table_and_mode(cfg, manager)
@@ -80,7 +81,7 @@ def run(
     metrics = {
         "upstream": cfg.upstream,
         "upstream_version": adapter.installed_version(),
-        **code_provenance(),  # commit and dirty flag of the code that trained
+        **code,  # commit and dirty flag of the code that trained
         "data_sha256": data_sha256(cfg.data),  # a cached result is reused only for the same records
         "val_mae": result.val_mae,
         "test_mae": result.test_mae,
