@@ -28,10 +28,10 @@ def gnn_rows(work: Path) -> list[dict]:
     rows = []
     for task in TASKS:
         for upstream_dir in sorted((work / task).glob("*")):
-            maes = [json.loads(m.read_text())["test_mae"]
-                    for m in sorted(upstream_dir.glob("default-frozen/seed*/metrics.json"))]
-            if maes:
-                first = json.loads(next(upstream_dir.glob("default-frozen/seed*/metrics.json")).read_text())
+            runs = [json.loads(m.read_text()) for m in sorted(upstream_dir.glob("default-frozen/seed*/metrics.json"))]
+            maes = [run["test_mae"] for run in runs]
+            if runs:
+                first = runs[0]
                 rows.append({"model": upstream_dir.name, "task": task, "mean": float(np.mean(maes)),
                              "std": float(np.std(maes, ddof=1)) if len(maes) > 1 else None,
                              "seeds": len(maes), "n_train": first.get("n_train"), "n_test": first.get("n_test"),
