@@ -27,26 +27,18 @@ def mp_test_samples() -> list:
 
 def evaluate_heads(run_dir: Path, samples: list) -> dict:
     """MAE per target of the checkpoint's MP-structure heads, in target units."""
-    import torch
-
-    from ct_plugins.pretrain.batching import TargetScaler, collate
+    from ct_plugins.pretrain.batching import TargetScaler
     from ct_plugins.pretrain.checkpoint import load_checkpoint
     from ct_plugins.pretrain.model import CrystalTransformer, CTConfig
-    from ct_plugins.pretrain.train import MaeMeter
+    from ct_plugins.pretrain.train import evaluate_mae
 
     checkpoint = load_checkpoint(run_dir)
-    config = CTConfig.from_dict(checkpoint["config"]["model"])
-    model = CrystalTransformer(config).eval()
+    model = CrystalTransformer(CTConfig.from_dict(checkpoint["config"]["model"])).eval()
     model.load_state_dict(checkpoint["model"])
-    scaler = TargetScaler.from_dict(checkpoint["scaler"])
-    per_source = checkpoint["config"]["train"]["per_source_heads"]
-    meter = MaeMeter(scaler)
-    ordered = sorted(samples, key=lambda s: len(s.z))
-    with torch.no_grad():
-        for start in range(0, len(ordered), 256):
-            batch = collate(ordered[start : start + 256], scaler, per_source)
-            meter.add(model(batch.z, batch.coords, batch.has_coords), batch)
-    return {"test_mae": meter.result(), "n_structures": len(samples),
+    mae = evaluate_mae(lambda batch: model(batch.z, batch.coords, batch.has_coords), samples,
+                       TargetScaler.from_dict(checkpoint["scaler"]),
+                       checkpoint["config"]["train"]["per_source_heads"], 256)
+    return {"test_mae": mae, "n_structures": len(samples),
             "epochs": checkpoint["state"]["epoch"], "best_epoch": checkpoint["state"]["best_epoch"]}
 
 

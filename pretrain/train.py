@@ -178,6 +178,20 @@ class MaeMeter:
         }
 
 
+@torch.no_grad()
+def evaluate_mae(predict: Callable[[Batch], torch.Tensor], samples: Sequence[SampleLike],
+                 scaler: TargetScaler, per_source_heads: bool, batch_size: int) -> dict[str, float]:
+    """MAE per task in target units of ``predict`` over ``samples``, in length-sorted batches."""
+    if not samples:
+        return {}
+    meter = MaeMeter(scaler)
+    order = np.argsort([len(s.z) for s in samples], kind="stable")
+    for start in range(0, len(order), batch_size):
+        batch = collate([samples[i] for i in order[start : start + batch_size]], scaler, per_source_heads)
+        meter.add(predict(batch), batch)
+    return meter.result()
+
+
 def masked_l1(prediction: torch.Tensor, batch: Batch, task_weights: torch.Tensor) -> torch.Tensor:
     """sum_i w_i * mean L1 of task i over the samples that have task i (others masked out)."""
     error = (prediction - batch.targets).abs() * batch.present
@@ -395,18 +409,10 @@ class Trainer:
                  predict: Callable[[Batch], torch.Tensor] | None = None) -> dict[str, float]:
         """MAE per task in target units (of the model, or of ``predict``); deterministic batches
         sorted by length."""
-        if not samples:
-            return {}
         self.model.eval()
         predict = predict or (lambda batch: self.model(batch.z, batch.coords, batch.has_coords))
-        meter = MaeMeter(self.scaler)
-        order = np.argsort([len(s.z) for s in samples], kind="stable")
-        size = self.config.train.eval_batch_size
-        for start in range(0, len(order), size):
-            batch = collate([samples[i] for i in order[start : start + size]], self.scaler,
-                            self.config.train.per_source_heads)
-            meter.add(predict(batch), batch)
-        return meter.result()
+        return evaluate_mae(predict, samples, self.scaler, self.config.train.per_source_heads,
+                            self.config.train.eval_batch_size)
 
     def _finish_epoch(self, train_mae: dict[str, float], val_mae: dict[str, float], seconds: float) -> None:
         self.state.epoch += 1
