@@ -21,6 +21,7 @@ from benchmarks.experiments import EXPERIMENTS, Experiment, Variant
 from benchmarks.locks import exclusive
 from benchmarks.method_b import is_method_b, learned_table, method_b_metrics
 from benchmarks.report import summarise, write_reports
+from ct_plugins.files import atomic_write_bytes
 from ct_plugins.plugins import adapters
 from ct_plugins.provenance import code_provenance
 from ct_plugins.training import UPSTREAM_DEFAULT
@@ -119,7 +120,10 @@ def _split_file(task: str, prepared: Prepared, seed: int, work: Path) -> Path | 
     if not TASKS[task].fixed_test:
         return None
     path = work / "data" / f"{prepared.path.name.split('.')[0]}-split-seed{seed}.json"
-    path.write_text(json.dumps(fixed_test_split(prepared, seed)))
+    text = json.dumps(fixed_test_split(prepared, seed)).encode()
+    # Atomic and only on change: a parallel benchmark process may be reading this split.
+    if not path.is_file() or path.read_bytes() != text:
+        atomic_write_bytes(path, text)
     return path
 
 
