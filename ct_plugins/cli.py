@@ -37,17 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tables_commands(commands)
     add_adapter_commands(commands, adapters())
     plugin_manager().hook.register_commands(subparsers=commands)
-    parser.set_defaults(func=lambda args: print_commands(commands))
+    parser.set_defaults(func=lambda args: print_commands(parser))
     return parser
 
 
-def print_commands(commands: argparse._SubParsersAction) -> int:
-    """``ct`` alone: what it can do, one line per command."""
-    print(f"ct-plugins {__version__}: CrystalTransformer atom embeddings for ALIGNN, MatGL MEGNet "
-          "and CGCNN.\n\nCommands:")
-    for action in commands._choices_actions:
-        print(f"  {action.dest:10s} {action.help}")
-    print("\nRun `ct COMMAND --help` for the options of a command.")
+def print_commands(parser: argparse.ArgumentParser) -> int:
+    """``ct`` alone: the usage and one line per command (argparse's own listing)."""
+    print(f"ct-plugins {__version__}")
+    parser.print_help()
     return 0
 
 

@@ -162,6 +162,7 @@ def build_corpus(
     shared = [s for s in names if s in SOURCES and not s.startswith("jarvis_")]
     root = Path(spec.data_dir) if spec.data_dir else (shared_data_dir() if shared else Path("."))
     report = report if report is not None else CleaningReport(strict=spec.strict)
+    report.strict = report.strict or spec.strict  # a passed report must not soften a strict spec
     raw: list[Sample] = []
     for name in names:
         raw += SOURCES[name](spec, root, report) if name in SOURCES else file_samples(Path(name), spec, report)

@@ -101,7 +101,6 @@ def build_config(args: argparse.Namespace) -> Any:
 def read_formula_file(path: str | Path) -> set[str]:
     """Formulas from a text file (one a line) or a CSV / JSON-lines file with a formula field."""
     import csv
-    import json
 
     from ct_plugins.files import open_text
 
@@ -110,10 +109,26 @@ def read_formula_file(path: str | Path) -> set[str]:
         text = handle.read()
     stem = path.name.removesuffix(".gz")
     if stem.endswith(".jsonl"):
-        return {json.loads(line)["formula"] for line in text.splitlines() if line.strip()}
+        return {_jsonl_formula(path, number, line) for number, line in enumerate(text.splitlines(), 1)
+                if line.strip()}
     if stem.endswith(".csv"):
-        return {row["formula"] for row in csv.DictReader(text.splitlines())}
+        reader = csv.DictReader(text.splitlines())
+        if "formula" not in (reader.fieldnames or []):
+            raise InputError(f"--exclude-formulas {path}: no 'formula' column")
+        return {row["formula"] for row in reader}
     return {line.split("#")[0].strip() for line in text.splitlines()} - {""}
+
+
+def _jsonl_formula(path: Path, number: int, line: str) -> str:
+    import json
+
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise InputError(f"--exclude-formulas {path}:{number}: not JSON ({error.msg})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("formula"), str):
+        raise InputError(f"--exclude-formulas {path}:{number}: expected an object with a 'formula' string")
+    return record["formula"]
 
 
 def load_samples(args: argparse.Namespace, targets: tuple[str, ...], seed: int) -> tuple[list, dict]:
@@ -129,6 +144,8 @@ def load_samples(args: argparse.Namespace, targets: tuple[str, ...], seed: int) 
 
     try:
         excluded = set().union(*(read_formula_file(f) for f in args.exclude_formulas))
+    except InputError:
+        raise
     except (OSError, ValueError, KeyError) as error:
         raise InputError(f"--exclude-formulas: cannot read ({type(error).__name__}: {_first_line(error)})") from error
     report = CleaningReport()

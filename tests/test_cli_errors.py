@@ -104,6 +104,18 @@ def test_pretrain_reports_the_unreadable_file(tmp_path, capsys):
           "cut.jsonl.gz: cannot read")
 
 
+@pytest.mark.parametrize("name, text, needle", [
+    ("list.jsonl", '{"formula": "TmPbO3"}\n["TmPbO3"]\n', "list.jsonl:2: expected an object"),
+    ("bad.jsonl", "{oops\n", "bad.jsonl:1: not JSON"),
+    ("nocol.csv", "name\nTmPbO3\n", "no 'formula' column"),
+])
+def test_exclude_formulas_file_errors_name_the_line(tmp_path, capsys, name, text, needle):
+    banned = tmp_path / name
+    banned.write_text(text)
+    fails(["pretrain", "--data", str(OQMD), "--exclude-formulas", str(banned), "--out", str(tmp_path / "r")],
+          capsys, needle)
+
+
 def test_out_that_is_a_file(tmp_path, capsys):
     file = tmp_path / "a-file"
     file.write_text("x")

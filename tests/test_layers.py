@@ -14,9 +14,10 @@ FOLDERS = {"ct_plugins.adapters": "adapters", "ct_plugins.pretrain": "pretrain",
 def module_files() -> dict[str, object]:
     files = {}
     for package, folder in FOLDERS.items():
-        for path in sorted((REPO / folder).glob("*.py")):
-            name = package if path.stem == "__init__" else f"{package}.{path.stem}"
-            files.setdefault(name, path)
+        for path in sorted((REPO / folder).rglob("*.py")):  # subpackages too (ct_plugins.analysis)
+            parts = path.relative_to(REPO / folder).with_suffix("").parts
+            parts = parts[:-1] if parts[-1] == "__init__" else parts
+            files.setdefault(".".join((package, *parts)), path)
     for path in sorted((REPO / "benchmarks").glob("*.py")):
         files[f"benchmarks.{path.stem}"] = path
     return files
@@ -62,6 +63,10 @@ def test_core_never_imports_adapters_and_pretrain_never_imports_benchmarks():
                  ("ct_plugins.adapters", "benchmarks")}
     bad = sorted((a, b) for a, b in arrows if (layer(a), layer(b)) in forbidden)
     assert not bad, bad
+
+
+def test_subpackages_are_in_the_graph():
+    assert "ct_plugins.analysis.similarity" in module_files()
 
 
 def test_no_import_cycles():
