@@ -11,6 +11,14 @@ and feeds the per-atom vectors to ``CrystalGraphConvNet.embedding = nn.Linear(d,
   upstream builds a single Adam over ``model.parameters()``).
 
 Only those two upstream names are swapped, for the duration of the ``with`` block.
+
+Per-structure node features (``--atom-features ct-encoder:CHECKPOINT``, frozen only): cgcnn2
+builds ``atom_fea`` in ``CIFData._load_item_fast`` / ``_load_item`` by stacking
+``get_atom_fea(Z)`` per site of the structure it read from ``<id>.cif``; an element-keyed
+initializer cannot see the structure, so those two item builders are wrapped instead and their
+``atom_fea`` replaced by the provider's rows for that file (same parser, same site order). Rows
+are computed once per file (:class:`SiteFeatures`, filled before training so DataLoader workers
+inherit them), not per epoch.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from ct_plugins.adapter import Adapter, Mode, TrainJob, TrainResult
 from ct_plugins.adapters._common import covered_elements, init_then, onehot_rows, swapped
 from ct_plugins.elements import atomic_number, symbol
 from ct_plugins.errors import InputError, TrainingFailed
+from ct_plugins.node_features import NodeFeatureProvider
 from ct_plugins.registry import load_table
 from ct_plugins.table_spec import TableSpec, parse_table_spec
 from ct_plugins.tables import ElementNotInTableError, EmbeddingTable, Missing
@@ -38,18 +47,23 @@ class CGCNNAdapter(Adapter):
     name = "cgcnn"
     upstream = "cgcnn2"
     supported = ">=0.6,<0.7"  # = the `cgcnn` extra in pyproject.toml (a test checks)
-    summary = "CGCNN (cgcnn2): table rows as atom_init features; trainable rows via an embedding"
+    summary = ("CGCNN (cgcnn2): table rows as atom_init features; trainable rows via an embedding; "
+               "per-structure node features (ct-encoder:CHECKPOINT, frozen)")
     command_line = "cgcnn-tr"
+    takes_node_features = True
 
     def install(self, table: EmbeddingTable, mode: Mode, missing: Missing) -> contextlib.AbstractContextManager:
         return _patched(table, mode, missing)
+
+    def install_node_features(self, provider: NodeFeatureProvider) -> contextlib.AbstractContextManager:
+        return _patched_items(SiteFeatures(provider))
 
     def train(self, job: TrainJob) -> TrainResult:
         return train_split(job)
 
     def run_command_line(self, argv: Sequence[str], spec: TableSpec | None, mode: Mode | None,
-                         missing: Missing) -> int:
-        return run_from_command_line(argv, spec, mode, missing)
+                         missing: Missing, *, node_features: NodeFeatureProvider | None = None) -> int:
+        return run_from_command_line(argv, spec, mode, missing, node_features)
 
     def command_line_help(self) -> int:
         return upstream_help()
@@ -93,6 +107,65 @@ def _initializer_class(base: type, table: EmbeddingTable, elements: Sequence[str
     return TableInitializer
 
 
+class SiteFeatures:
+    """A provider's rows per CIF file, computed once per file and shared by every dataset."""
+
+    def __init__(self, provider: NodeFeatureProvider) -> None:
+        self.provider = provider
+        self._rows: dict[str, np.ndarray] = {}
+
+    def of_file(self, path: Path) -> np.ndarray:
+        key = str(Path(path).resolve())
+        if key not in self._rows:
+            self._rows[key] = self.provider.features(_read_cif(path))
+        return self._rows[key]
+
+    def precompute(self, folder: Path) -> None:
+        """Every structure listed in ``folder/id_prop.csv``, before training starts."""
+        with open(Path(folder) / "id_prop.csv", newline="") as handle:
+            for row in csv.reader(handle):
+                if row:
+                    self.of_file(Path(folder) / f"{row[0]}.cif")
+
+
+def _read_cif(path: Path):
+    """The structure exactly as cgcnn2's CIFData reads it (so sites come in its order)."""
+    import warnings
+
+    from pymatgen.core import Structure
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Structure.from_file(str(path))
+
+
+@contextlib.contextmanager
+def _patched_items(features: SiteFeatures) -> Iterator[None]:
+    import cgcnn2.data
+
+    dataset = cgcnn2.data.CIFData
+    with contextlib.ExitStack() as stack:
+        for name in ("_load_item", "_load_item_fast"):  # __init__ binds one as _raw_load_item
+            stack.enter_context(swapped(dataset, name, _with_site_features(vars(dataset)[name], features)))
+        yield
+
+
+def _with_site_features(load_item, features: SiteFeatures):
+    import functools
+
+    import torch
+
+    @functools.wraps(load_item)
+    def load(self, idx):
+        (atom_fea, nbr_fea, nbr_fea_idx), target, cif_id = load_item(self, idx)
+        rows = features.of_file(Path(self.root_dir) / f"{cif_id}.cif")
+        if len(rows) != len(atom_fea):  # a different parse would misalign features and sites
+            raise RuntimeError(f"{cif_id}: {len(rows)} feature rows for {len(atom_fea)} sites")
+        return (torch.as_tensor(rows, dtype=torch.float32), nbr_fea, nbr_fea_idx), target, cif_id
+
+    return load
+
+
 def _trainable_init(original_init, rows: np.ndarray):
     def after(model, orig_atom_fea_len: int, nbr_fea_len: int, atom_fea_len: int = 64, *_, **__):
         if orig_atom_fea_len != len(rows):
@@ -111,12 +184,14 @@ def _trainable_init(original_init, rows: np.ndarray):
 
 # --- running the upstream trainer -------------------------------------------------------------
 def run_cli(argv: Sequence[str], table: EmbeddingTable | None, mode: Mode, missing: Missing = "error",
-            on_epoch: Callable[[int, float, float], None] | None = None) -> int:
-    """Run the real ``cgcnn-tr`` (``cgcnn2.cli.cgcnn_tr.main``) in-process inside the patch;
+            on_epoch: Callable[[int, float, float], None] | None = None,
+            features: SiteFeatures | None = None) -> int:
+    """Run the real ``cgcnn-tr`` (``cgcnn2.cli.cgcnn_tr.main``) in-process inside the patch
+    (``features``: per-structure node features instead of a table);
     ``on_epoch(epoch, train MAE, val MAE)`` after each epoch."""
     from cgcnn2.cli import cgcnn_tr
 
-    patch = ADAPTER.patch_or_upstream(table, mode, missing)
+    patch = _patch(table, mode, missing, features)
     with patch, swapped(sys, "argv", ["cgcnn-tr", *argv]), _epoch_errors(cgcnn_tr, on_epoch):
         try:
             cgcnn_tr.main()
@@ -125,8 +200,17 @@ def run_cli(argv: Sequence[str], table: EmbeddingTable | None, mode: Mode, missi
     return 0
 
 
+def _patch(table: EmbeddingTable | None, mode: Mode, missing: Missing,
+           features: SiteFeatures | None) -> contextlib.AbstractContextManager:
+    if features is None:
+        return ADAPTER.patch_or_upstream(table, mode, missing)
+    ADAPTER.require()  # the version check, as patch_node_features does
+    return _patched_items(features)  # one SiteFeatures for training and scoring: computed once
+
+
 def run_from_command_line(
-    argv: Sequence[str], spec: TableSpec | None, mode: Mode | None, missing: Missing
+    argv: Sequence[str], spec: TableSpec | None, mode: Mode | None, missing: Missing,
+    provider: NodeFeatureProvider | None = None,
 ) -> int:
     """``ct cgcnn <cgcnn-tr arguments> --atom-features SPEC``."""
     from cgcnn2.cli import cgcnn_tr
@@ -134,6 +218,13 @@ def run_from_command_line(
     parsed = cgcnn_tr.parse_arguments(list(argv))  # bad upstream arguments exit here, as upstream
     check_dataset_folders(parsed)
     check_no_earlier_model(parsed)
+    if provider is not None:
+        features = SiteFeatures(provider)
+        print(f"ct cgcnn: cgcnn-tr with per-structure node features {provider.name!r} (dim {provider.dim}), frozen")
+        for name in DATASET_OPTIONS:  # -as is split by upstream into new folders: computed lazily
+            if name != "full_set" and getattr(parsed, name, None):
+                features.precompute(Path(getattr(parsed, name)))
+        return run_cli(argv, None, "frozen", missing, features=features)
     spec = (spec or parse_table_spec("ct")).with_mode(mode)
     table = load_table(spec)
     chosen = spec.mode or "frozen"
@@ -169,7 +260,8 @@ def upstream_help() -> int:
 
 
 def write_dataset(folder: Path, records, table: EmbeddingTable | None) -> Path:
-    """The cgcnn2 folder layout: ``<id>.cif``, ``id_prop.csv`` and the table as ``atom_init.json``."""
+    """The cgcnn2 folder layout: ``<id>.cif``, ``id_prop.csv`` and the table as ``atom_init.json``
+    (``None``: upstream's own, also the placeholder under per-structure features)."""
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "id_prop.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -190,7 +282,8 @@ def upstream_atom_init() -> Path:
 
 
 def checkpoint_mae(
-    checkpoint: Path, folder: Path, table: EmbeddingTable | None, mode: Mode, missing: Missing = "error"
+    checkpoint: Path, folder: Path, table: EmbeddingTable | None, mode: Mode, missing: Missing = "error",
+    features: SiteFeatures | None = None,
 ) -> float:
     """MAE of a saved ``best_model.ckpt`` on one dataset folder (rebuilt inside the patch)."""
     import torch
@@ -201,7 +294,7 @@ def checkpoint_mae(
 
     saved = safe_torch_load(checkpoint)
     args = saved["args"]
-    with ADAPTER.patch_or_upstream(table, mode, missing):
+    with _patch(table, mode, missing, features):
         data = CIFData(str(folder))
         (atom_fea, nbr_fea, _), _, _ = data[0]
         model = CrystalGraphConvNet(
@@ -224,6 +317,11 @@ def train_split(job: TrainJob) -> TrainResult:
     """``ct train cgcnn``: write split folders, run ``cgcnn-tr`` in ``job.out``, score the best model."""
     out, table = job.out, job.table
     folders = {name: write_dataset(out / "data" / name, recs, table) for name, recs in job.splits.items()}
+    features = None
+    if job.node_features is not None:
+        features = SiteFeatures(job.node_features)
+        for folder in folders.values():
+            features.precompute(folder)
     argv = [
         "-trs", str(folders["train"]), "-vs", str(folders["val"]), "-ts", str(folders["test"]),
         "-e", str(job.epochs), "-rs", str(job.seed), "-bs", str(job.batch_size), "-ji", "ct",
@@ -235,7 +333,7 @@ def train_split(job: TrainJob) -> TrainResult:
     checkpoint = out / "output_ct" / "best_model.ckpt"
     with contextlib.chdir(out):
         try:
-            code = run_cli(argv, table, job.mode, job.missing, on_epoch=job.report_epoch)
+            code = run_cli(argv, table, job.mode, job.missing, on_epoch=job.report_epoch, features=features)
         except FileNotFoundError:  # upstream reloads best_model.ckpt after training
             if checkpoint.is_file():
                 raise
@@ -244,8 +342,8 @@ def train_split(job: TrainJob) -> TrainResult:
     if code:
         raise RuntimeError(f"cgcnn-tr exited with status {code}")
     return TrainResult(
-        val_mae=checkpoint_mae(checkpoint, folders["val"], table, job.mode, job.missing),
-        test_mae=checkpoint_mae(checkpoint, folders["test"], table, job.mode, job.missing),
+        val_mae=checkpoint_mae(checkpoint, folders["val"], table, job.mode, job.missing, features),
+        test_mae=checkpoint_mae(checkpoint, folders["test"], table, job.mode, job.missing, features),
         details={"checkpoint": str(checkpoint)},
     )
 

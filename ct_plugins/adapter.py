@@ -13,14 +13,18 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, get_args
+from typing import TYPE_CHECKING, Any, ClassVar, get_args
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from ct_plugins.errors import InputError
 from ct_plugins.records import Record
 from ct_plugins.table_spec import MODES, Mode, TableSpec
 from ct_plugins.tables import EmbeddingTable, Missing
+
+if TYPE_CHECKING:
+    from ct_plugins.node_features import NodeFeatureProvider
 
 MISSING_POLICIES: tuple[str, ...] = get_args(Missing)
 
@@ -60,6 +64,8 @@ class TrainJob:
     small: bool  # tiny model sizes, for tests and smoke runs
     out: Path  # the adapter's working folder (absolute)
     on_epoch: Callable[[EpochScores], None] = lambda scores: None
+    # Per-structure features instead of table rows (table is then None; frozen only).
+    node_features: NodeFeatureProvider | None = None
 
     def report_epoch(self, epoch: int, train_mae: float | None, val_mae: float | None) -> None:
         """Adapters call this once per finished epoch (``ct train`` prints it, the demo plots it)."""
@@ -86,6 +92,7 @@ class Adapter(ABC):
     supported: ClassVar[str]  # PEP 440 specifier of tested upstream versions
     summary: ClassVar[str] = ""
     command_line: ClassVar[str] = ""  # the upstream CLI that `ct NAME ARGS` runs; "" for none
+    takes_node_features: ClassVar[bool] = False  # True: implements install_node_features
 
     # --- version check -------------------------------------------------------------------------
     def installed_version(self) -> str | None:
@@ -139,6 +146,21 @@ class Adapter(ABC):
             return contextlib.nullcontext()
         return self.patch(table, mode, missing)
 
+    def patch_node_features(self, provider: NodeFeatureProvider) -> contextlib.AbstractContextManager:
+        """Make the upstream use ``provider``'s per-structure features (frozen) inside the block."""
+        self.require()
+        self.check_node_features(provider)
+        return self.install_node_features(provider)
+
+    def check_node_features(self, provider: NodeFeatureProvider) -> None:
+        if not self.takes_node_features:
+            raise InputError(f"adapter {self.name!r} takes element tables only, not per-structure "
+                             f"node features ({provider.name}); use a table spec such as ct-mt")
+
+    def install_node_features(self, provider: NodeFeatureProvider) -> contextlib.AbstractContextManager:
+        """The per-structure patch; adapters that set ``takes_node_features = True`` implement it."""
+        raise NotImplementedError(f"adapter {self.name!r} has no per-structure node features")
+
     @abstractmethod
     def install(self, table: EmbeddingTable, mode: Mode, missing: Missing) -> contextlib.AbstractContextManager:
         """The patch itself, called by :meth:`patch` after the version, mode and policy checks."""
@@ -153,12 +175,14 @@ class Adapter(ABC):
         """
 
     def run_command_line(
-        self, argv: Sequence[str], spec: TableSpec | None, mode: Mode | None, missing: Missing
+        self, argv: Sequence[str], spec: TableSpec | None, mode: Mode | None, missing: Missing,
+        *, node_features: NodeFeatureProvider | None = None,
     ) -> int:
         """``ct NAME ARGV``: the upstream's command line inside the patch.
 
         ``spec``: ``--atom-features`` (None: the adapter's default); ``mode``: ``--mode`` (None:
-        the spec's, else frozen; :meth:`TableSpec.with_mode` combines them).
+        the spec's, else frozen; :meth:`TableSpec.with_mode` combines them). Adapters with
+        ``takes_node_features`` may get ``node_features=provider`` instead (then ``spec`` is None).
         """
         raise NotImplementedError(f"adapter {self.name!r} has no upstream command line")
 

@@ -9,9 +9,12 @@ from pathlib import Path
 
 from ct_plugins.adapter import MISSING_POLICIES, MODES, Adapter
 from ct_plugins.arguments import COUNT, SEED, positive
+from ct_plugins.node_features import resolve_node_features
 from ct_plugins.table_spec import parse_table_spec
 
-SPEC_HELP = "table spec NAME[:std|:pcaN][:frozen|:trainable] (see README), e.g. ct, ct-mt:std:trainable"
+SPEC_HELP = ("table spec NAME[:std|:pcaN][:frozen|:trainable] (see README), e.g. ct, ct-mt:std:trainable; "
+             "or per-structure node features PROVIDER:SOURCE (frozen only), e.g. "
+             "ct-encoder:runs/ct-mt-v2/best.pt: the CT encoder's per-atom outputs (adapters: cgcnn)")
 
 
 def add_adapter_commands(commands: argparse._SubParsersAction, adapters: dict[str, Adapter]) -> None:
@@ -117,6 +120,11 @@ def _passthrough_handler(adapter: Adapter, text: str) -> Callable[[argparse.Name
             import torch
 
             torch.set_num_threads(ours.threads)
+        if ours.atom_features:
+            provider = resolve_node_features(ours.atom_features, ours.missing, ours.mode)
+            if provider is not None:
+                adapter.check_node_features(provider)
+                return adapter.run_command_line(rest, None, "frozen", ours.missing, node_features=provider)
         spec = parse_table_spec(ours.atom_features) if ours.atom_features else None
         return adapter.run_command_line(rest, spec, ours.mode, ours.missing)
 

@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     import torch
 
     from ct_plugins.adapter import Adapter
+    from ct_plugins.node_features import NodeFeatureProvider
     from ct_plugins.registry import TableSource
-    from ct_plugins.tables import EmbeddingTable
+    from ct_plugins.tables import EmbeddingTable, Missing
 
 hookspec = pluggy.HookspecMarker("ct_plugins")
 hookimpl = pluggy.HookimplMarker("ct_plugins")
@@ -72,4 +73,23 @@ def provide_atom_embedding(
     - index = atomic number Z when ``elements`` is ``None`` (row 0 unused), otherwise the position
     in ``elements``; rows start as the table's rows (``missing`` says how absent elements are
     filled: ``"error"``, ``"mean"`` or ``"zero"``); parameters require grad iff ``trainable``.
+    """
+
+
+@hookspec(firstresult=True)
+def provide_node_features(name: str, source: str, missing: Missing) -> NodeFeatureProvider | None:
+    """Answer a node-feature spec ``NAME:SOURCE`` with a :class:`ct_plugins.node_features.NodeFeatureProvider`, or ``None``.
+
+    Called for every ``--atom-features`` spec before it is read as a table spec, split at its
+    first colon (a trailing ``:frozen`` removed): ``ct-encoder:runs/v2/best.pt`` arrives as
+    ``name="ct-encoder", source="runs/v2/best.pt"``, a table spec ``ct-mt:std`` as
+    ``name="ct-mt", source="std"``. Answer only for your own ``name`` (and cheaply: return
+    ``None`` before any heavy import); the first non-``None`` answer wins.
+
+    The provider's ``features(structure)`` returns one row per site, in site order, for a
+    pymatgen ``Structure``: per-structure (contextual) features, where a table gives every atom
+    of an element the same row. Adapters that declare ``takes_node_features = True`` consume it
+    without importing the plugin. ``missing`` (``"error"``, ``"mean"``, ``"zero"``) says what to
+    do with elements the provider has no trained input for, as for tables. Bad input (no such
+    file, unsafe checkpoint) raises :class:`ct_plugins.errors.InputError`.
     """

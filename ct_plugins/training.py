@@ -11,11 +11,15 @@ from pathlib import Path
 import pluggy
 
 from ct_plugins.adapter import EpochScores, Mode, TrainJob, TrainResult
+from ct_plugins.elements import atomic_number
 from ct_plugins.errors import TrainingFailed
 from ct_plugins.files import atomic_write_bytes, check_output_folder, fresh_output_folder
+from ct_plugins.node_features import NodeFeatureProvider, resolve_node_features
 from ct_plugins.plugins import get_adapter
 from ct_plugins.provenance import code_provenance, data_sha256
-from ct_plugins.records import Record, check_coverage, filled_elements, load_records, split_records
+from ct_plugins.records import (
+    DataError, Record, check_coverage, filled_elements, load_records, split_records,
+)
 from ct_plugins.registry import load_table
 from ct_plugins.table_spec import parse_table_spec
 from ct_plugins.tables import Missing
@@ -30,7 +34,7 @@ class UpstreamTrainConfig:
     upstream: str  # adapter name
     data: str
     target: str
-    atom_features: str = "ct"  # table spec NAME[:MODIFIER][:MODE], or "default"
+    atom_features: str = "ct"  # table spec NAME[:MODIFIER][:MODE], provider spec PROVIDER:SOURCE, or "default"
     mode: Mode | None = None  # None: the spec's mode, else frozen
     epochs: int = 30
     seed: int = 0
@@ -60,11 +64,15 @@ def run(
     code = code_provenance()  # taken now: the tree may change while a long run trains
     out = Path(cfg.out).resolve()  # upstream trainers chdir into it; relative paths would break
     check_output_folder(out, cfg.overwrite)  # before any work; cleared only once the data loaded
-    table, mode = _table_and_mode(cfg, manager)
+    table, provider, mode = _features_and_mode(cfg, manager)
+    if provider is not None:
+        adapter.check_node_features(provider)
     loaded = load_records(cfg.data, cfg.target)
     records, outliers = drop_outliers(loaded.records, cfg.max_abs_target)
     if table is not None:
         check_coverage(records, table, cfg.missing)
+    if provider is not None:
+        check_provider_coverage(records, provider)
     filled = filled_elements(records, table, cfg.missing) if table is not None else {}
     splits = split_records(records, cfg.seed, cfg.split_file)
     fresh_output_folder(out, cfg.overwrite)
@@ -76,7 +84,7 @@ def run(
             on_epoch(scores)
 
     job = TrainJob(splits, table, mode, cfg.missing, cfg.epochs, cfg.seed, cfg.batch_size, cfg.lr,
-                   cfg.small, out, report)
+                   cfg.small, out, report, node_features=provider)
     result = require_finite(adapter.train(job))
     metrics = {
         "upstream": cfg.upstream,
@@ -94,9 +102,7 @@ def run(
         "skipped_unlabelled": len(loaded.skipped_unlabelled),
         "dropped_outliers": outliers,
         "atom_features": cfg.atom_features,
-        "table": table.name if table else UPSTREAM_DEFAULT,
-        "table_dim": table.dim if table else None,
-        "table_sha256": table.sha256() if table else None,
+        **_feature_identity(table, provider),
         "filled_elements": filled,  # element -> atoms given a --missing mean/zero row
         "mode": mode,
         "seed": cfg.seed,
@@ -118,11 +124,36 @@ def require_finite(result: TrainResult) -> TrainResult:
     return result
 
 
-def _table_and_mode(cfg: UpstreamTrainConfig, manager):
+def _features_and_mode(cfg: UpstreamTrainConfig, manager):
+    """(table, provider, mode): at most one of table and provider; neither for "default"."""
     if cfg.atom_features == UPSTREAM_DEFAULT:
-        return None, cfg.mode or "frozen"
+        return None, None, cfg.mode or "frozen"
+    provider = resolve_node_features(cfg.atom_features, cfg.missing, cfg.mode, manager)
+    if provider is not None:
+        return None, provider, "frozen"
     spec = parse_table_spec(cfg.atom_features).with_mode(cfg.mode)
-    return load_table(spec, manager), spec.mode or "frozen"
+    return load_table(spec, manager), None, spec.mode or "frozen"
+
+
+def _feature_identity(table, provider: NodeFeatureProvider | None) -> dict:
+    """What the node features were, for metrics.json and the benchmarks' cache check."""
+    if provider is not None:
+        return {"table": provider.name, "table_dim": provider.dim, "table_sha256": provider.sha256,
+                "node_features": dict(provider.provenance)}
+    return {"table": table.name if table else UPSTREAM_DEFAULT, "table_dim": table.dim if table else None,
+            "table_sha256": table.sha256() if table else None}
+
+
+def check_provider_coverage(records: list[Record], provider: NodeFeatureProvider) -> None:
+    """Fail before training on the first record with an element the provider has no input for."""
+    if provider.elements is None:
+        return
+    known = set(provider.elements)
+    for record in records:
+        absent = sorted(record.elements - known, key=atomic_number)
+        if absent:
+            raise DataError(f"record {record.id}: element(s) {', '.join(absent)} have no trained "
+                            f"input in {provider.name!r}; use --missing mean|zero")
 
 
 def drop_outliers(records: list[Record], limit: float | None) -> tuple[list[Record], list[str]]:

@@ -21,6 +21,16 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     _add_export(subparsers)
 
 
+@hookimpl
+def provide_node_features(name: str, source: str, missing: str) -> Any:
+    """``ct-encoder:CHECKPOINT``: the CT encoder's per-atom outputs (torch loads only for it)."""
+    if name != "ct-encoder":
+        return None
+    from ct_plugins.pretrain.encoder_features import encoder_provider
+
+    return encoder_provider(source, missing)  # type: ignore[arg-type]
+
+
 def _add_pretrain(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "pretrain",
