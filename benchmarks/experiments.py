@@ -23,6 +23,17 @@ _PEER_NAMES = frozenset(p.split(":")[0] for p in PEERS + STRONG_PEERS)
 _CONTROL_NAMES = frozenset(c.split(":")[0] for c in CONTROLS)
 
 
+# The CT encoder's per-atom outputs as node features (Table 4 "atom+coordinate"): the checkpoint
+# is a pretraining run's file, not a shipped table, so the runner fills it in (--ct-checkpoint
+# or $CT_CHECKPOINT) and skips the variant, saying why, when none is given.
+CHECKPOINT_SLOT = "{ct_checkpoint}"
+CT_ENCODER = f"ct-encoder:{CHECKPOINT_SLOT}"
+
+
+def needs_ct_checkpoint(table: str) -> bool:
+    return CHECKPOINT_SLOT in table
+
+
 def is_peer(table: str) -> bool:
     return table.split(":")[0] in _PEER_NAMES
 
@@ -141,10 +152,12 @@ EXPERIMENTS = {
             Variant("CT frozen", "cgcnn", "ct-mt", "frozen", paper=_paper(0.073, 0.376)),
             Variant("CT trainable", "cgcnn", "ct-mt", "trainable", paper=_paper(0.071, 0.359)),
             Variant("CT frozen, standardised per dimension", "cgcnn", "ct-mt:std"),
+            Variant("CT encoder per-atom output (atom+coordinate), frozen", "cgcnn", CT_ENCODER),
             *_cgcnn_peers(),
         ),
-        "The paper's atom+coordinate embedding row has no counterpart: adapters feed only the "
-        "element rows (coordinates are the back-end's job).",
+        "The atom+coordinate row feeds CGCNN the CT encoder's per-atom outputs of each structure "
+        "(ct-encoder:CHECKPOINT, frozen) instead of element rows; it runs only when the runner "
+        "is given a checkpoint (--ct-checkpoint or $CT_CHECKPOINT).",
     ),
     "table5": Experiment(
         "table5", "Table 5 / transfer: CT pretrained on other databases, fine-tuned on CMR (CGCNN)",

@@ -73,7 +73,8 @@ def markdown(result: dict) -> str:
             f"| {row['task']} | {row['variant']} | {_mean_std(row)} | {_pct(row['vs_default'])} "
             f"| {_diff(row)} | {row['n_runs']}{failed} | {paper} |"
         )
-    return "\n".join(lines + ["", *verdicts(result["summary"])]) + "\n"
+    skipped = [f"- not run: *{label}* ({reason})" for label, reason in result.get("skipped", {}).items()]
+    return "\n".join(lines + ["", *verdicts(result["summary"]), *skipped]) + "\n"
 
 
 def verdicts(summary: list[dict]) -> list[str]:

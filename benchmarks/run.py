@@ -2,6 +2,7 @@
 
     python -m benchmarks.run table2 --scale small
     python -m benchmarks.run perovskite --scale smoke --upstreams cgcnn
+    python -m benchmarks.run table4 --scale smoke --upstreams cgcnn --ct-checkpoint RUN/best.pt
 
 Every variant of an upstream sees the same records, split (per seed) and epochs. Runs already
 finished in the work folder are reused, so an interrupted benchmark resumes where it stopped.
@@ -11,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from benchmarks.downstream import TASKS, Prepared, fixed_test_split, prepare
-from benchmarks.experiments import EXPERIMENTS, Experiment, Variant
+from benchmarks.experiments import CHECKPOINT_SLOT, EXPERIMENTS, Experiment, Variant, needs_ct_checkpoint
 from benchmarks.locks import exclusive
 from benchmarks.method_b import is_method_b, learned_table, method_b_metrics
 from benchmarks.report import summarise, write_reports
@@ -27,6 +29,7 @@ from ct_plugins.provenance import code_provenance
 from ct_plugins.training import UPSTREAM_DEFAULT
 
 RESULTS = Path(__file__).resolve().parent / "results"
+CHECKPOINT_ENV = "CT_CHECKPOINT"
 
 
 @dataclass(frozen=True)
@@ -91,10 +94,12 @@ def changed_since(cached: dict, cfg, table: str) -> list[str]:
 
 def run_experiment(exp: Experiment, scale: Scale, upstreams: set[str], seeds: tuple[int, ...],
                    work: Path, tasks: tuple[str, ...] | None = None,
-                   upstream_seeds: dict[str, tuple[int, ...]] | None = None) -> dict:
+                   upstream_seeds: dict[str, tuple[int, ...]] | None = None,
+                   ct_checkpoint: str | None = None) -> dict:
     """Train every variant of `upstreams` on every task and seed; `upstream_seeds` overrides the
-    seeds of a slow back-end (e.g. 5 seeds for CGCNN, 3 for ALIGNN)."""
-    variants = [v for v in exp.variants if v.upstream in upstreams]
+    seeds of a slow back-end (e.g. 5 seeds for CGCNN, 3 for ALIGNN); `ct_checkpoint` fills the
+    CT-encoder variants (skipped, with the reason printed, without one)."""
+    variants, skipped = with_checkpoint([v for v in exp.variants if v.upstream in upstreams], ct_checkpoint)
     seeds_of = {u: (upstream_seeds or {}).get(u, seeds)
                 for u in sorted({v.upstream for v in variants})}
     runs, data = [], {}
@@ -111,8 +116,23 @@ def run_experiment(exp: Experiment, scale: Scale, upstreams: set[str], seeds: tu
         "data": data,
         **code_provenance(), "scaled_down": scale.name != "paper",
         "method_b": method_b_metrics(variants, scale, work),
+        "skipped": skipped,
         "runs": runs, "summary": summarise(exp, runs),
     }
+
+
+def with_checkpoint(variants: list[Variant], checkpoint: str | None) -> tuple[list[Variant], dict[str, str]]:
+    """Variants with the CT checkpoint filled in, and {label: reason} of those that cannot run."""
+    kept, skipped = [], {}
+    for variant in variants:
+        if not needs_ct_checkpoint(variant.table):
+            kept.append(variant)
+        elif checkpoint:
+            kept.append(replace(variant, table=variant.table.replace(CHECKPOINT_SLOT, str(checkpoint))))
+        else:
+            skipped[variant.label] = f"no CT checkpoint: pass --ct-checkpoint PATH or set ${CHECKPOINT_ENV}"
+            print(f"  skipped {variant.label}: {skipped[variant.label]}")
+    return kept, skipped
 
 
 def _split_file(task: str, prepared: Prepared, seed: int, work: Path) -> Path | None:
@@ -151,9 +171,13 @@ def _resolve(table: str, scale: Scale, work: Path) -> str:
 
 
 def _table_sha256(name: str) -> str | None:
+    from ct_plugins.node_features import resolve_node_features
     from ct_plugins.registry import load_table
 
-    return None if name == UPSTREAM_DEFAULT else load_table(name).sha256()
+    if name == UPSTREAM_DEFAULT:
+        return None
+    provider = resolve_node_features(name, missing="mean")  # a checkpoint's file hash
+    return provider.sha256 if provider is not None else load_table(name).sha256()
 
 
 def run_key(variant: Variant) -> str:
@@ -200,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tables", help="comma-separated subset of the experiment's tables "
                         "(e.g. default,random128:std): run only those variants now; the report "
                         "covers what ran")
+    parser.add_argument("--ct-checkpoint", default=os.environ.get(CHECKPOINT_ENV),
+                        help="`ct pretrain` checkpoint (or run folder) for the CT-encoder variants "
+                        f"(table4's atom+coordinate row; default ${CHECKPOINT_ENV}); without one "
+                        "they are skipped")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results are written")
     parser.add_argument("--work", type=Path, help="run folders, shared by the experiments of a "
                         "scale so identical runs train once (default: OUT/work/SCALE)")
@@ -217,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     if tasks and not set(tasks) <= set(exp.tasks):
         parser.error(f"--tasks: {exp.name} has tasks {', '.join(exp.tasks)}")
     result = run_experiment(exp, scale, set(args.upstreams.split(",")), seeds, work, tasks,
-                            upstream_seeds)
+                            upstream_seeds, args.ct_checkpoint)
     paths = write_reports(result, args.out)
     print(paths["markdown"].read_text())
     print("written:", ", ".join(str(p) for p in paths.values()))

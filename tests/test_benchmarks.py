@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from benchmarks.experiments import EXPERIMENTS
+from benchmarks.experiments import CT_ENCODER, EXPERIMENTS, needs_ct_checkpoint
 from benchmarks.method_b import learned_table
 from benchmarks.report import write_reports
 from benchmarks.run import SCALES, main, run_experiment, run_key
@@ -60,7 +60,7 @@ def test_every_experiment_names_real_tables_and_tasks():
     for exp in EXPERIMENTS.values():
         assert set(exp.tasks) <= set(TASKS) and all(exp.baseline(v.upstream) for v in exp.variants)
         for table in {v.table for v in exp.variants} - {"default"}:
-            assert table.startswith("method-b:") or len(load_table(table)) > 50
+            assert table.startswith("method-b:") or needs_ct_checkpoint(table) or len(load_table(table)) > 50
 
 
 @pytest.mark.slow
@@ -205,3 +205,20 @@ def test_table1_puts_the_ct_heads_beside_each_backends_default(tmp_path):
                    "--out", str(tmp_path / "out")]) == 0
     text = (tmp_path / "out" / "table1-mp.md").read_text()
     assert "| CT | mp-ef | 0.2000 | 1 |" in text and "| cgcnn | mp-ef | 0.3200 ± 0.0283 | 2 | 90 / 30 | 2 | 0.083 |" in text
+
+
+def test_the_ct_encoder_variant_runs_with_a_checkpoint_and_is_skipped_without(tmp_path, smoke_work):
+    from test_node_features import tiny_checkpoint
+
+    table4 = EXPERIMENTS["table4"]
+    encoder = replace(table4, tasks=("oqmd-ef",),
+                      variants=tuple(v for v in table4.variants if v.table in ("default", CT_ENCODER)))
+    without = run_experiment(encoder, SCALES["smoke"], {"cgcnn"}, (0,), smoke_work)
+    label = next(v.label for v in encoder.variants if v.table == CT_ENCODER)
+    assert "--ct-checkpoint" in without["skipped"][label]
+    assert [r["variant"] for r in without["runs"]] == ["CGCNN default"]
+    assert f"not run: *{label}*" in write_reports(without, tmp_path / "a")["markdown"].read_text()
+    checkpoint = tiny_checkpoint(tmp_path / "ct" / "best.pt")
+    result = run_experiment(encoder, SCALES["smoke"], {"cgcnn"}, (0,), smoke_work, ct_checkpoint=str(checkpoint))
+    run = next(r for r in result["runs"] if r["variant"] == label)
+    assert "error" not in run and run["table"] == f"ct-encoder:{checkpoint}" and run["test_mae"] > 0
