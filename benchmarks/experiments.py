@@ -152,7 +152,7 @@ EXPERIMENTS = {
             Variant("CT frozen", "cgcnn", "ct-mt", "frozen", paper=_paper(0.073, 0.376)),
             Variant("CT trainable", "cgcnn", "ct-mt", "trainable", paper=_paper(0.071, 0.359)),
             Variant("CT frozen, standardised per dimension", "cgcnn", "ct-mt:std"),
-            Variant("CT encoder per-atom output (atom+coordinate), frozen", "cgcnn", CT_ENCODER),
+            Variant("CT encoder atom+coordinate, frozen", "cgcnn", CT_ENCODER),
             *_cgcnn_peers(),
         ),
         "The atom+coordinate row feeds CGCNN the CT encoder's per-atom outputs of each structure "
