@@ -179,6 +179,7 @@ EXPERIMENTS = {
             Variant("CGCNN default", "cgcnn", UPSTREAM_DEFAULT, paper={"oqmd-ef": 0.054}),
             Variant("CT-CGCNN (ct-mt)", "cgcnn", "ct-mt", paper={"oqmd-ef": 0.046}),
             Variant("CT-CGCNN (ct-mt:std)", "cgcnn", "ct-mt:std"),
+            Variant("CT-CGCNN (v2 candidate, ct-mt-v2:std)", "cgcnn", "ct-mt-v2:std"),
             Variant("MEGNet default", "megnet", UPSTREAM_DEFAULT),
             Variant("CT-MEGNet (ct-mt)", "megnet", "ct-mt"),
             Variant("CT-MEGNet (ct-mt:std)", "megnet", "ct-mt:std"),
