@@ -184,6 +184,7 @@ EXPERIMENTS = {
             Variant("CT-MEGNet (ct-mt)", "megnet", "ct-mt"),
             Variant("CT-MEGNet (ct-mt:std)", "megnet", "ct-mt:std"),
             Variant("CT-MEGNet (ct-mt:pca16)", "megnet", "ct-mt:pca16"),
+            Variant("CT-MEGNet (v2 candidate, ct-mt-v2:std)", "megnet", "ct-mt-v2:std"),
         ),
         "Paper: about 3,000 perovskites. Here: OQMD perovskites, up to 3,000 at small scale.",
     ),

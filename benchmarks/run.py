@@ -241,10 +241,14 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or args.out / "work" / scale.name
     print(f"{exp.title}\nscale {scale.name} (scaled down: {scale.name != 'paper'}), seeds {seeds} "
           f"{upstream_seeds or ''}, epochs {scale.epochs}, records per task <= {scale.n_max or 'all'}")
+    upstreams = set(args.upstreams.split(","))
+    if not any(v.upstream in upstreams for v in exp.variants):  # else it "succeeds" with no run
+        parser.error(f"{exp.name}: no variant for --upstreams {args.upstreams}"
+                     f"{' with --tables ' + args.tables if args.tables else ''}")
     tasks = tuple(args.tasks.split(",")) if args.tasks else None
     if tasks and not set(tasks) <= set(exp.tasks):
         parser.error(f"--tasks: {exp.name} has tasks {', '.join(exp.tasks)}")
-    result = run_experiment(exp, scale, set(args.upstreams.split(",")), seeds, work, tasks,
+    result = run_experiment(exp, scale, upstreams, seeds, work, tasks,
                             upstream_seeds, args.ct_checkpoint)
     paths = write_reports(result, args.out)
     print(paths["markdown"].read_text())

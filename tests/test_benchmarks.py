@@ -87,6 +87,12 @@ def test_a_slow_back_end_can_run_fewer_seeds(smoke_work):
         main(["perovskite", "--upstream-seeds", "cgcnn"])
 
 
+def test_a_filter_that_leaves_no_run_is_an_error_not_an_empty_report(tmp_path):
+    with pytest.raises(SystemExit):  # the perovskite experiment has no ALIGNN variant
+        main(["perovskite", "--scale", "smoke", "--upstreams", "alignn", "--out", str(tmp_path)])
+    assert not list(tmp_path.iterdir())
+
+
 def test_method_b_table_holds_the_first_layer_vectors_of_a_trained_cgcnn(smoke_work):
     path = learned_table("method-b:cgcnn", SCALES["smoke"], smoke_work)
     table = EmbeddingTable.load(path)
