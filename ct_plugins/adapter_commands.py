@@ -58,6 +58,10 @@ def add_train_parser(commands: argparse._SubParsersAction, names: Sequence[str])
                         help="elements the table lacks: fail (default) or fill with mean/zero rows")
     parser.add_argument("--threads", type=COUNT, default=1, help="torch threads (default 1)")
     parser.add_argument("--small", action="store_true", help="tiny model sizes (smoke tests)")
+    parser.add_argument("--no-cache", dest="cache", action="store_false",
+                        help="parse and convert the data afresh instead of reusing what an earlier "
+                        "run on the same data bytes validated and wrote (cache: $CT_PLUGINS_CACHE, "
+                        "default ~/.ct_plugins/cache)")
     parser.set_defaults(func=cmd_train)
 
 
@@ -70,7 +74,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         atom_features=args.atom_features, mode=args.mode, epochs=args.epochs, seed=args.seed,
         out=args.out, split_file=args.split_file, batch_size=args.batch_size, lr=args.lr,
         missing=args.missing, threads=args.threads, small=args.small,
-        max_abs_target=args.max_abs_target, overwrite=args.overwrite,
+        max_abs_target=args.max_abs_target, overwrite=args.overwrite, cache=args.cache,
     )
     print(f"ct train: {cfg.upstream} with {cfg.atom_features}, {cfg.epochs} epochs, seed {cfg.seed}",
           flush=True)

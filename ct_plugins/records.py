@@ -7,6 +7,7 @@ import json
 import math
 import zlib
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,15 +27,40 @@ class DataError(InputError):
     """Input data that cannot be trained on; the message names the record."""
 
 
-@dataclass(frozen=True)
 class Record:
-    id: str
-    structure: Any  # pymatgen Structure
-    target: float
+    """One labelled structure. ``structure`` is a pymatgen Structure, parsed on first use when
+    the record comes from data an earlier run already validated (see :mod:`ct_plugins.cache`):
+    an upstream that reads cached files never needs it."""
+
+    __slots__ = ("id", "target", "_structure", "_parse", "_counts")
+
+    def __init__(self, id: str, structure: Any = None, target: float = 0.0, *,
+                 parse: Callable[[], Any] | None = None, counts: Mapping[str, int] | None = None):
+        if structure is None and parse is None:
+            raise ValueError("a Record needs a structure or a parser")
+        self.id, self.target = id, target
+        self._structure, self._parse = structure, parse
+        self._counts = dict(counts) if counts is not None else None
+
+    @property
+    def structure(self) -> Any:
+        if self._structure is None:
+            self._structure = self._parse()  # type: ignore[misc]
+        return self._structure
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Element symbol -> number of atoms in the cell."""
+        if self._counts is None:
+            self._counts = dict(Counter(site.specie.symbol for site in self.structure))
+        return self._counts
 
     @property
     def elements(self) -> set[str]:
-        return {el.symbol for el in self.structure.composition.elements}
+        return set(self.counts)
+
+    def __repr__(self) -> str:
+        return f"Record({self.id!r}, target={self.target!r})"
 
 
 @dataclass(frozen=True)
@@ -43,28 +69,63 @@ class Loaded:
     skipped_unlabelled: list[str]
 
 
-def load_records(path: str | Path, target: str) -> Loaded:
-    """Records from ``*.jsonl[.gz]`` (``cif`` + ``target`` fields) or a folder with ``id_prop.csv``."""
+@dataclass(frozen=True)
+class _Entry:
+    """A labelled record as read, before its structure text is parsed."""
+
+    id: str
+    text: str
+    fmt: str
+    where: str
+    target: float
+
+    def parse(self):
+        return parse_structure(self.text, self.fmt, self.where)
+
+
+def load_records(path: str | Path, target: str, index: Path | None = None) -> Loaded:
+    """Records from ``*.jsonl[.gz]`` (``cif`` + ``target`` fields) or a folder with ``id_prop.csv``.
+
+    ``index`` (see :func:`ct_plugins.cache.index_path`): when it holds the validation of these
+    exact data bytes, structures are parsed lazily (only if an adapter needs them); otherwise
+    every structure is parsed and validated now and the index is written for the next run.
+    """
     path = Path(path)
     if not path.exists():
         raise DataError(f"data not found: {path}")
     if path.is_dir():
-        return _load_folder(path)
-    if path.name.endswith((".jsonl", ".jsonl.gz")):
-        return _load_jsonl(path, target)
-    raise DataError(f"{path}: expected a .jsonl/.jsonl.gz file or a folder with id_prop.csv")
+        entries, unlabelled = _read_folder(path)
+    elif path.name.endswith((".jsonl", ".jsonl.gz")):
+        entries, unlabelled = _read_jsonl(path, target)
+    else:
+        raise DataError(f"{path}: expected a .jsonl/.jsonl.gz file or a folder with id_prop.csv")
+    if len(entries) < 3:
+        raise DataError(f"{path}: {len(entries)} labelled records; need at least 3 to split")
+    return Loaded(_records(entries, index), unlabelled)
 
 
-def _load_jsonl(path: Path, target: str) -> Loaded:
+def _records(entries: list[_Entry], index: Path | None) -> list[Record]:
+    from ct_plugins.cache import read_index, write_index
+
+    known = read_index(index) if index is not None else None
+    if known is not None and known.keys() == {e.id for e in entries}:
+        return [Record(e.id, None, e.target, parse=e.parse, counts=known[e.id]) for e in entries]
+    records = [Record(e.id, e.parse(), e.target) for e in entries]
+    if index is not None:  # every structure parsed and validated: later runs may skip this
+        write_index(index, {r.id: r.counts for r in records})
+    return records
+
+
+def _read_jsonl(path: Path, target: str) -> tuple[list[_Entry], list[str]]:
     try:
-        return _nonempty(_parse_jsonl(path, target), path)
+        return _parse_jsonl(path, target)
     except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:  # truncated / not gzip
         raise DataError(f"{path}: cannot read ({type(exc).__name__}: {exc}); is it a complete "
                         f"{'gzip-compressed ' if path.name.endswith('.gz') else ''}JSON-lines file?") from exc
 
 
-def _parse_jsonl(path: Path, target: str) -> Loaded:
-    records, unlabelled, seen = [], [], set()
+def _parse_jsonl(path: Path, target: str) -> tuple[list[_Entry], list[str]]:
+    entries, unlabelled, seen = [], [], set()
     with open_text(path) as handle:
         for line_no, line in enumerate(handle, start=1):
             if not line.strip():
@@ -88,23 +149,22 @@ def _parse_jsonl(path: Path, target: str) -> Loaded:
                 continue
             if "cif" not in raw:
                 raise DataError(f"{where}: no 'cif' field")
-            structure = parse_structure(raw["cif"], "cif", where)
-            records.append(Record(rid, structure, _number(raw[target], where)))
-    return Loaded(records, unlabelled)
+            entries.append(_Entry(rid, raw["cif"], "cif", where, _number(raw[target], where)))
+    return entries, unlabelled
 
 
-def _load_folder(folder: Path) -> Loaded:
+def _read_folder(folder: Path) -> tuple[list[_Entry], list[str]]:
     id_prop = folder / "id_prop.csv"
     if not id_prop.is_file():
         raise DataError(f"{folder}: no id_prop.csv (rows: structure file or id, target)")
     try:
-        return _nonempty(_parse_id_prop(folder, id_prop), folder)
+        return _parse_id_prop(folder, id_prop), []
     except (UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"{id_prop}: cannot read ({type(exc).__name__}: {exc})") from exc
 
 
-def _parse_id_prop(folder: Path, id_prop: Path) -> Loaded:
-    records = []
+def _parse_id_prop(folder: Path, id_prop: Path) -> list[_Entry]:
+    entries = []
     with open(id_prop, newline="", encoding="utf-8") as handle:
         for row_no, row in enumerate(csv.reader(handle), start=1):
             if not row:
@@ -119,8 +179,8 @@ def _parse_id_prop(folder: Path, id_prop: Path) -> Loaded:
                 raise DataError(f"{where}: cannot read {file.name} ({exc})") from exc
             fmt = "cif" if file.suffix == ".cif" else "poscar"
             rid = file.name.removesuffix(".cif")
-            records.append(Record(rid, parse_structure(text, fmt, where), _number(row[1], where)))
-    return Loaded(records, [])
+            entries.append(_Entry(rid, text, fmt, where, _number(row[1], where)))
+    return entries
 
 
 def _structure_file(folder: Path, name: str, where: str) -> Path:
@@ -168,12 +228,6 @@ def _number(value: Any, where: str) -> float:
     return number
 
 
-def _nonempty(loaded: Loaded, path: Path) -> Loaded:
-    if len(loaded.records) < 3:
-        raise DataError(f"{path}: {len(loaded.records)} labelled records; need at least 3 to split")
-    return loaded
-
-
 def check_coverage(records: list[Record], table: EmbeddingTable, missing: Missing) -> None:
     """Fail on the first record with an element the table lacks (unless missing is filled)."""
     if missing != "error":
@@ -194,10 +248,9 @@ def filled_elements(records: list[Record], table: EmbeddingTable, missing: Missi
         return {}
     counts: dict[str, int] = {}
     for record in records:
-        for site in record.structure:
-            element = site.specie.symbol
+        for element, n in record.counts.items():
             if element not in table:
-                counts[element] = counts.get(element, 0) + 1
+                counts[element] = counts.get(element, 0) + n
     filled = dict(sorted(counts.items(), key=lambda kv: atomic_number(kv[0])))
     if filled:
         print(f"ct train: --missing {missing}: {len(filled)} element(s) not in table {table.name!r} get "

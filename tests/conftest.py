@@ -12,6 +12,22 @@ DATA = REPO / "tests" / "data"
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def conversion_cache(tmp_path_factory) -> Path:
+    """The suite never reads or writes the user's ct train cache (~/.ct_plugins/cache): it gets
+    its own, shared by every test of the session (subprocesses inherit it)."""
+    from ct_plugins.cache import CACHE_ENV
+
+    folder = tmp_path_factory.mktemp("ct-cache")
+    previous = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = previous
+
+
 @pytest.fixture
 def data_dir() -> Path:
     return DATA
