@@ -65,6 +65,7 @@ class Prepared:
     formulas: list[str]  # the formulas pretraining must not see (all, or the fixed test part's)
     source: str
     n_test_fixed: int = 0  # records of the fixed test part (fixed_test tasks), written first
+    split_file: str | None = None  # one split for every seed (the paper scale's MP split)
 
 
 def prepare(task: Task, n_max: int | None, smoke: bool, cache: Path) -> Prepared:
