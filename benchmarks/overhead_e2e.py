@@ -16,7 +16,8 @@ size, on one torch thread, each as its own process (interpreter start and import
   wall time. A fresh conversion cache is used: the first ct run ("cold") converts, later runs
   ("warm": every further seed, table or variant on the same data) reuse it.
 
-Rounds alternate plain / default / ct so machine-load drift is shared; reported are per-run
+Rounds run plain / default / ct back to back (every other round in reverse order), so
+machine-load drift is shared; reported are per-run
 wall and CPU times (CPU: of the child process, less sensitive to other jobs on the machine),
 the ratios to the plain run of the same round, and ct's own breakdown (prepare = read, validate,
 table; write_dataset; upstream = cgcnn-tr in-process; evaluate = scoring val/test; other =
@@ -131,8 +132,12 @@ def measure(args, work: Path) -> dict:
     cold = ct_run("default", data, split_file, args, work, "cold")
     rounds = []
     for r in range(args.rounds):
-        plain = plain_run(folders, args, work, str(r))
-        runs = [plain] + [ct_run(v, data, split_file, args, work, str(r)) for v in VARIANTS]
+        # every other round runs in reverse order, so a drift in machine load favours neither side
+        names = ["plain", *VARIANTS] if r % 2 == 0 else [*reversed(VARIANTS), "plain"]
+        done = {name: plain_run(folders, args, work, str(r)) if name == "plain"
+                else ct_run(name, data, split_file, args, work, str(r)) for name in names}
+        plain = done["plain"]
+        runs = [plain] + [done[v] for v in VARIANTS]
         for run in runs[1:]:
             run["ratio_wall"] = round(run["wall_s"] / plain["wall_s"], 3)
             run["ratio_cpu"] = round(run["cpu_s"] / plain["cpu_s"], 3)
