@@ -161,7 +161,8 @@ def summary(rounds: list[list[dict]], cold: dict) -> list[dict]:
         if i:
             row["ratio_wall"] = statistics.median(r["ratio_wall"] for r in runs)
             row["ratio_cpu"] = statistics.median(r["ratio_cpu"] for r in runs)
-            row["timings_s"] = {k: statistics.median(r["timings_s"][k] for r in runs) for k in runs[0]["timings_s"]}
+            row["timings_s"] = {k: statistics.median(r["timings_s"][k] for r in runs)
+                                for k in runs[0]["timings_s"]}
         rows.append(row)
     rows.append({"variant": "ct train default (cold cache: first run on this data)",
                  **{k: cold[k] for k in ("wall_s", "cpu_s", "ratio_wall", "ratio_cpu", "timings_s")}})
@@ -174,7 +175,8 @@ def markdown(result: dict) -> str:
         f"# `ct train cgcnn` end to end vs plain `cgcnn-tr` ({result['scale']})", "",
         f"{result['records']} real MP structures (Ef; split train/val/test {result['split']['train']}/"
         f"{result['split']['val']}/{result['split']['test']}), {result['epochs']} epochs, batch "
-        f"{result['batch_size']}, seed 0, {'tiny model (--small)' if result['small'] else 'cgcnn2 default model'}, "
+        f"{result['batch_size']}, seed 0, "
+        f"{'tiny model (--small)' if result['small'] else 'cgcnn2 default model'}, "
         f"1 torch thread per process, {result['n_rounds']} round(s). {result['cpu_count']} CPU cores; load "
         f"average (1/5/15 min) at start {result['load_average_1_5_15'][0]}, at end "
         f"{result['load_average_1_5_15'][-1]}.",
@@ -192,7 +194,8 @@ def markdown(result: dict) -> str:
     for row in result["summary"]:
         t = row.get("timings_s", {})
         cells = [row["variant"], f"{row['wall_s']:.1f}", f"{row['cpu_s']:.1f}",
-                 f"{row['ratio_wall']:.3f}" if "ratio_wall" in row else "1", f"{row['ratio_cpu']:.3f}" if "ratio_cpu" in row else "1",
+                 f"{row['ratio_wall']:.3f}" if "ratio_wall" in row else "1",
+                 f"{row['ratio_cpu']:.3f}" if "ratio_cpu" in row else "1",
                  *(f"{t[k]:.1f}" if k in t else "" for k in keys)]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Breakdown columns (ct runs, seconds): prepare = read + validate the records "
@@ -227,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
               "batch_size": args.batch_size, "small": args.small, "n_rounds": args.rounds, "seed": 0,
               "note": args.note, "cpu_count": os.cpu_count(), "machine": platform.machine(),
               "python": platform.python_version(), **code_provenance(),
-              "command": "python -m benchmarks.overhead_e2e " + " ".join(argv if argv is not None else sys.argv[1:])}
+              "command": "python -m benchmarks.overhead_e2e "
+              + " ".join(argv if argv is not None else sys.argv[1:])}
     result.update(measure(args, args.work))
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(args.out / f"overhead_e2e-{scale}.json", json.dumps(result, indent=2).encode())

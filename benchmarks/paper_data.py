@@ -113,7 +113,8 @@ def split_from_file(records: list[dict], split_zip: Path) -> tuple[dict[str, lis
     outliers or unlabelled: counted, not silent)."""
     have = {r["id"] for r in records}
     official = paper_split(split_zip)
-    split = {part: [str(i) for i in official.get(part, []) if str(i) in have] for part in ("train", "val", "test")}
+    split = {part: [str(i) for i in official.get(part, []) if str(i) in have]
+             for part in ("train", "val", "test")}
     missing = sum(len(official.get(p, [])) for p in split) - sum(len(v) for v in split.values())
     return split, missing
 
@@ -127,7 +128,8 @@ def seeded_split(records: list[dict], sizes: tuple[int, int], seed: int = 0) -> 
     n_train, n_val = sizes
     if n_train + n_val >= len(ids):
         raise ValueError(f"{len(ids)} records cannot hold {n_train} train + {n_val} val and a test part")
-    return {"train": [ids[i] for i in order[:n_train]], "val": [ids[i] for i in order[n_train:n_train + n_val]],
+    return {"train": [ids[i] for i in order[:n_train]],
+            "val": [ids[i] for i in order[n_train:n_train + n_val]],
             "test": [ids[i] for i in order[n_train + n_val:]]}
 
 

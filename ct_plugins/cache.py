@@ -88,7 +88,8 @@ def read_index(path: Path) -> dict[str, dict[str, int]] | None:
 def write_index(path: Path, counts: Mapping[str, Mapping[str, int]]) -> None:
     """Written only after every record parsed and validated; the self-checksum catches edits."""
     plain = {k: dict(v) for k, v in counts.items()}
-    atomic_write_bytes(path, json.dumps({"format": FORMAT, "sha256": digest(plain), "counts": plain}).encode())
+    saved = {"format": FORMAT, "sha256": digest(plain), "counts": plain}
+    atomic_write_bytes(path, json.dumps(saved).encode())
 
 
 # --- folders of one structure file per record ----------------------------------------------------
