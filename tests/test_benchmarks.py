@@ -228,3 +228,17 @@ def test_the_ct_encoder_variant_runs_with_a_checkpoint_and_is_skipped_without(tm
     result = run_experiment(encoder, SCALES["smoke"], {"cgcnn"}, (0,), smoke_work, ct_checkpoint=str(checkpoint))
     run = next(r for r in result["runs"] if r["variant"] == label)
     assert "error" not in run and run["table"] == f"ct-encoder:{checkpoint}" and run["test_mae"] > 0
+
+
+@pytest.mark.slow
+def test_overhead_e2e_smoke_times_plain_cgcnn_tr_and_ct_train(tmp_path):
+    from benchmarks import overhead_e2e
+
+    assert overhead_e2e.main(["--smoke", "--work", str(tmp_path / "work"), "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "overhead_e2e-smoke.json").read_text())
+    assert result["scaled_down"] and result["records"] == sum(result["split"].values())
+    [runs] = result["rounds"]
+    assert [r["variant"] for r in runs] == ["plain cgcnn-tr", "ct train default", "ct train ct"]
+    assert all(r["cif_cache"] == "reused" for r in runs[1:]) and result["cold"]["cif_cache"] == "built"
+    assert {"prepare", "write_dataset", "upstream", "evaluate", "other"} <= set(runs[1]["timings_s"])
+    assert "| plain cgcnn-tr |" in (tmp_path / "overhead_e2e-smoke.md").read_text()
