@@ -69,7 +69,7 @@ def run(
     table, provider, mode = _features_and_mode(cfg, manager)
     if provider is not None:
         adapter.check_node_features(provider)
-    data_sha = data_sha256(cfg.data) if Path(cfg.data).exists() else None  # load_records names a missing file
+    data_sha = readable_sha256(cfg.data)  # None: load_records names what is wrong with the file
     cache_dir = default_cache_dir() if cfg.cache and data_sha else None
     index = index_path(cache_dir, data_sha, cfg.target) if cache_dir and data_sha else None
     loaded = load_records(cfg.data, cfg.target, index)
@@ -123,6 +123,16 @@ def run(
     }
     atomic_write_bytes(out / "metrics.json", json.dumps(metrics, indent=2).encode())
     return metrics
+
+
+def readable_sha256(path: str) -> str | None:
+    """sha256 of the data, or None when it is missing or unreadable (truncated gzip ...)."""
+    import zlib
+
+    try:
+        return data_sha256(path) if Path(path).exists() else None
+    except (OSError, EOFError, zlib.error):
+        return None
 
 
 def require_finite(result: TrainResult) -> TrainResult:
