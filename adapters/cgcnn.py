@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ct_plugins.adapter import Adapter, Mode, TrainJob, TrainResult
+from ct_plugins.adapter import Adapter, Mode, StopTraining, TrainJob, TrainResult
 from ct_plugins.adapters._common import covered_elements, init_then, onehot_rows, swapped
 from ct_plugins.cache import link_or_copy, record_files
 from ct_plugins.elements import atomic_number, symbol
@@ -53,6 +53,7 @@ class CGCNNAdapter(Adapter):
                "per-structure node features (ct-encoder:CHECKPOINT, frozen)")
     command_line = "cgcnn-tr"
     takes_node_features = True
+    supports_early_stopping = True
 
     def install(self, table: EmbeddingTable, mode: Mode, missing: Missing) -> contextlib.AbstractContextManager:
         return _patched(table, mode, missing)
@@ -187,14 +188,17 @@ def _trainable_init(original_init, rows: np.ndarray):
 # --- running the upstream trainer -------------------------------------------------------------
 def run_cli(argv: Sequence[str], table: EmbeddingTable | None, mode: Mode, missing: Missing = "error",
             on_epoch: Callable[[int, float, float], None] | None = None,
-            features: SiteFeatures | None = None) -> int:
+            features: SiteFeatures | None = None,
+            should_stop: Callable[[], bool] = lambda: False) -> int:
     """Run the real ``cgcnn-tr`` (``cgcnn2.cli.cgcnn_tr.main``) in-process inside the patch
     (``features``: per-structure node features instead of a table);
-    ``on_epoch(epoch, train MAE, val MAE)`` after each epoch."""
+    ``on_epoch(epoch, train MAE, val MAE)`` after each epoch; :class:`StopTraining` ends the
+    run before the next epoch once ``should_stop()`` (needs ``on_epoch``)."""
     from cgcnn2.cli import cgcnn_tr
 
     patch = _patch(table, mode, missing, features)
-    with patch, swapped(sys, "argv", ["cgcnn-tr", *argv]), _epoch_errors(cgcnn_tr, on_epoch):
+    errors = _epoch_errors(cgcnn_tr, on_epoch, should_stop)
+    with patch, swapped(sys, "argv", ["cgcnn-tr", *argv]), errors:
         try:
             cgcnn_tr.main()
         except SystemExit as exc:  # upstream exits on bad arguments
@@ -369,7 +373,10 @@ def train_split(job: TrainJob) -> TrainResult:
     checkpoint = out / "output_ct" / "best_model.ckpt"
     with contextlib.chdir(out), _kept_datasets(cgcnn_tr) as built:
         try:
-            code = run_cli(argv, table, job.mode, job.missing, on_epoch=job.report_epoch, features=features)
+            code = run_cli(argv, table, job.mode, job.missing, on_epoch=job.report_epoch,
+                           features=features, should_stop=job.should_stop)
+        except StopTraining:  # early stopping: the best checkpoint is on disk, scored below
+            code = 0
         except FileNotFoundError:  # upstream reloads best_model.ckpt after training
             if checkpoint.is_file():
                 raise
@@ -386,8 +393,17 @@ def train_split(job: TrainJob) -> TrainResult:
     return TrainResult(
         val_mae=maes["val"], test_mae=maes["test"],
         details={"checkpoint": str(checkpoint), "cif_cache": cifs,
-                 "timings_s": {k: round(v, 2) for k, v in timings.items()}},
+                 "timings_s": {k: round(v, 2) for k, v in timings.items()},
+                 "model_epoch": checkpoint_epoch(checkpoint)},
     )
+
+
+def checkpoint_epoch(checkpoint: Path) -> int | None:
+    """The epoch cgcnn-tr saved ``best_model.ckpt`` at (its best validation MSE)."""
+    from ct_plugins.files import safe_torch_load
+
+    epoch = safe_torch_load(checkpoint).get("epoch")
+    return int(epoch) if epoch is not None else None
 
 
 @contextlib.contextmanager
@@ -408,12 +424,16 @@ def _kept_datasets(cgcnn_tr) -> Iterator[dict[str, object]]:
 
 
 @contextlib.contextmanager
-def _epoch_errors(cgcnn_tr, on_epoch: Callable[[int, float, float], None] | None) -> Iterator[None]:
+def _epoch_errors(cgcnn_tr, on_epoch: Callable[[int, float, float], None] | None,
+                  should_stop: Callable[[], bool] = lambda: False) -> Iterator[None]:
     """Measure train and validation MAE per epoch while cgcnn-tr trains on its MSE loss.
 
     cgcnn-tr logs only the MSE; its criterion is swapped for an identical ``MSELoss`` that also
     adds up absolute errors (validation batches run in inference mode), and ``get_lr``, called
     once per epoch after validation, hands the epoch's means to ``on_epoch``.
+
+    Early stopping: the first training batch of an epoch raises :class:`StopTraining` when
+    ``should_stop()``. Not in ``get_lr``: cgcnn-tr saves the epoch's checkpoint after calling it.
     """
     if on_epoch is None:
         yield
@@ -424,8 +444,11 @@ def _epoch_errors(cgcnn_tr, on_epoch: Callable[[int, float, float], None] | None
 
     class MSELoss(torch.nn.MSELoss):
         def forward(self, prediction, target):
+            training = not torch.is_inference_mode_enabled()
+            if training and sums["train"][1] == 0 and epoch > 0 and should_stop():
+                raise StopTraining(f"early stopping after epoch {epoch}")
             errors = (prediction - target).detach().abs()
-            total = sums["val" if torch.is_inference_mode_enabled() else "train"]
+            total = sums["train" if training else "val"]
             total[0] += float(errors.sum())
             total[1] += errors.numel()
             return super().forward(prediction, target)

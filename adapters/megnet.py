@@ -31,6 +31,7 @@ class MEGNetAdapter(Adapter):
     upstream = "matgl"
     supported = ">=4.1,<4.2"  # = the `matgl` extra in pyproject.toml (a test checks)
     summary = "MatGL MEGNet: node nn.Embedding initialised from the table (frozen or trainable)"
+    supports_early_stopping = True
 
     def install(self, table: EmbeddingTable, mode: Mode, missing: Missing) -> contextlib.AbstractContextManager:
         return _patched(table, mode, missing)
@@ -95,27 +96,51 @@ def train_split(job: TrainJob) -> TrainResult:
     targets = np.array([r.target for r in splits["train"]])
     module = ModelLightningModule(model=model, lr=job.lr or 1e-3, data_mean=float(targets.mean()),
                                   data_std=float(targets.std() or 1.0))
+    reporter = _epoch_reporter(job)
     trainer = pl.Trainer(max_epochs=job.epochs, accelerator="cpu", logger=False,
                          enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, default_root_dir=str(out),
-                         callbacks=[_epoch_reporter(job)])
+                         callbacks=[reporter])
     trainer.fit(module, train_loader, val_loader)
+    # Fixed epochs score the last model (as always); early stopping the best-validation one.
+    model_epoch = trainer.current_epoch
+    if job.patience is not None and reporter.best_state is not None:
+        module.load_state_dict(reporter.best_state)
+        model_epoch = reporter.best_epoch
     val = trainer.validate(module, val_loader, verbose=False)[0]["val_MAE"]
     test = trainer.test(module, test_loader, verbose=False)[0]["test_MAE"]
     saved = out / "model"
     module.model.save(saved)
     return TrainResult(float(val), float(test),
-                       {"model_dir": str(saved), "element_types": list(elements)})
+                       {"model_dir": str(saved), "element_types": list(elements),
+                        "model_epoch": model_epoch})
 
 
 def _epoch_reporter(job: TrainJob):
-    """A lightning callback handing matgl's own epoch MAEs to ``job.report_epoch``."""
+    """A lightning callback handing matgl's own epoch MAEs to ``job.report_epoch``; with
+    early stopping it also keeps the weights of the best validation MAE (in memory) and ends
+    training (Lightning's own ``trainer.should_stop``) once ``job.should_stop()``."""
+    import copy
+    import math
+
     import lightning as pl
 
     class EpochReporter(pl.Callback):
+        best_state: dict | None = None
+        best_epoch: int | None = None
+        best_val = math.inf
+
         def on_train_epoch_end(self, trainer, module) -> None:
             metrics = trainer.callback_metrics
-            job.report_epoch(trainer.current_epoch + 1, metrics.get("train_MAE"), metrics.get("val_MAE"))
+            epoch, val = trainer.current_epoch + 1, metrics.get("val_MAE")
+            job.report_epoch(epoch, metrics.get("train_MAE"), val)
+            if job.patience is None:
+                return
+            if val is not None and float(val) < self.best_val:
+                self.best_val, self.best_epoch = float(val), epoch
+                self.best_state = copy.deepcopy(module.state_dict())
+            if job.should_stop():
+                trainer.should_stop = True
 
     return EpochReporter()
 

@@ -49,6 +49,11 @@ class EpochScores:
     val_mae: float | None
 
 
+class StopTraining(Exception):
+    """Raised by an adapter inside its upstream's training loop when ``TrainJob.should_stop``
+    asks for it (early stopping); the same adapter catches it and scores its best model."""
+
+
 @dataclass(frozen=True)
 class TrainJob:
     """What ``ct train`` asks of an adapter: train on this split, score val and test."""
@@ -68,6 +73,10 @@ class TrainJob:
     node_features: NodeFeatureProvider | None = None
     data_sha256: str | None = None  # of the data the records came from
     cache_dir: Path | None = None  # ct_plugins.cache root for converted data (None: no caching)
+    # Early stopping: the runner answers True once validation MAE stopped improving. An adapter
+    # with ``supports_early_stopping`` checks it after each reported epoch and ends training.
+    should_stop: Callable[[], bool] = lambda: False
+    patience: int | None = None  # None: train all ``epochs`` (no early stopping)
 
     def report_epoch(self, epoch: int, train_mae: float | None, val_mae: float | None) -> None:
         """Adapters call this once per finished epoch (``ct train`` prints it, the demo plots it)."""
@@ -95,6 +104,8 @@ class Adapter(ABC):
     summary: ClassVar[str] = ""
     command_line: ClassVar[str] = ""  # the upstream CLI that `ct NAME ARGS` runs; "" for none
     takes_node_features: ClassVar[bool] = False  # True: implements install_node_features
+    # True: train() honours TrainJob.should_stop (early stopping) and then scores its best model
+    supports_early_stopping: ClassVar[bool] = False
 
     # --- version check -------------------------------------------------------------------------
     def installed_version(self) -> str | None:
@@ -173,7 +184,9 @@ class Adapter(ABC):
         """Train the upstream on ``job.splits`` inside ``patch_or_upstream(job.table, …)``.
 
         Call ``job.report_epoch`` after every epoch; return the MAE of the best model (by
-        validation) on the validation and test records.
+        validation) on the validation and test records. With ``supports_early_stopping``, end
+        training once ``job.should_stop()`` is True after an epoch (e.g. raise
+        :class:`StopTraining` in an upstream hook and catch it here), then score the best model.
         """
 
     def run_command_line(

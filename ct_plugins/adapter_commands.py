@@ -43,7 +43,11 @@ def add_train_parser(commands: argparse._SubParsersAction, names: Sequence[str])
     parser.add_argument("--mode", choices=MODES, default=None,
                         help="frozen: table rows are fixed features; trainable: rows are a "
                         "parameter initialised from the table (default: the spec's, else frozen)")
-    parser.add_argument("--epochs", type=COUNT, default=30)
+    parser.add_argument("--epochs", type=COUNT, default=30,
+                        help="epochs to train (with --patience: the most)")
+    parser.add_argument("--patience", type=COUNT, default=None,
+                        help="early stopping: stop once validation MAE has not improved for this "
+                        "many epochs; test MAE comes from the best-validation model (cgcnn, megnet)")
     parser.add_argument("--seed", type=SEED, default=0, help="split and initialisation seed")
     parser.add_argument("--out", required=True, help="output folder (metrics.json, upstream files)")
     parser.add_argument("--overwrite", action="store_true",
@@ -71,13 +75,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = UpstreamTrainConfig(
         upstream=args.upstream, data=args.data, target=args.target,
-        atom_features=args.atom_features, mode=args.mode, epochs=args.epochs, seed=args.seed,
+        atom_features=args.atom_features, mode=args.mode, epochs=args.epochs,
+        patience=args.patience, seed=args.seed,
         out=args.out, split_file=args.split_file, batch_size=args.batch_size, lr=args.lr,
         missing=args.missing, threads=args.threads, small=args.small,
         max_abs_target=args.max_abs_target, overwrite=args.overwrite, cache=args.cache,
     )
-    print(f"ct train: {cfg.upstream} with {cfg.atom_features}, {cfg.epochs} epochs, seed {cfg.seed}",
-          flush=True)
+    epochs = (f"{cfg.epochs} epochs" if cfg.patience is None
+              else f"at most {cfg.epochs} epochs, patience {cfg.patience}")
+    print(f"ct train: {cfg.upstream} with {cfg.atom_features}, {epochs}, seed {cfg.seed}", flush=True)
     try:
         metrics = run(cfg, on_epoch=print_epoch(cfg.epochs))
     except DataError as exc:

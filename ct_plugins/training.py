@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -13,7 +14,7 @@ import pluggy
 from ct_plugins.adapter import EpochScores, Mode, TrainJob, TrainResult
 from ct_plugins.cache import default_cache_dir, index_path
 from ct_plugins.elements import atomic_number
-from ct_plugins.errors import TrainingFailed
+from ct_plugins.errors import InputError, TrainingFailed
 from ct_plugins.files import atomic_write_bytes, check_output_folder, fresh_output_folder
 from ct_plugins.node_features import NodeFeatureProvider, resolve_node_features
 from ct_plugins.plugins import get_adapter
@@ -37,7 +38,8 @@ class UpstreamTrainConfig:
     target: str
     atom_features: str = "ct"  # table spec NAME[:MODIFIER][:MODE], provider spec PROVIDER:SOURCE, or "default"
     mode: Mode | None = None  # None: the spec's mode, else frozen
-    epochs: int = 30
+    epochs: int = 30  # with patience: the most epochs
+    patience: int | None = None  # stop once val MAE has not improved for this many epochs
     seed: int = 0
     out: str = "ct_train_out"
     split_file: str | None = None
@@ -61,6 +63,7 @@ def run(
 
     adapter = get_adapter(cfg.upstream, manager)
     adapter.require()
+    check_patience(cfg, adapter)
     torch.set_num_threads(cfg.threads)
     started = time.perf_counter()
     code = code_provenance()  # taken now: the tree may change while a long run trains
@@ -83,15 +86,17 @@ def run(
     fresh_output_folder(out, cfg.overwrite)
     prepared = time.perf_counter()
     history: list[EpochScores] = []
+    stopping = EarlyStopping(cfg.patience)
 
     def report(scores: EpochScores) -> None:
         history.append(scores)
+        stopping.update(scores)
         if on_epoch is not None:
             on_epoch(scores)
 
     job = TrainJob(splits, table, mode, cfg.missing, cfg.epochs, cfg.seed, cfg.batch_size, cfg.lr,
                    cfg.small, out, report, node_features=provider, data_sha256=data_sha,
-                   cache_dir=cache_dir)
+                   cache_dir=cache_dir, should_stop=stopping.should_stop, patience=cfg.patience)
     result = require_finite(adapter.train(job))
     trained = time.perf_counter()
     metrics = {
@@ -104,6 +109,10 @@ def run(
         **result.details,
         "history": [asdict(h) for h in history],
         "epochs": cfg.epochs,
+        "patience": cfg.patience,
+        "stopped_epoch": stopping.last_epoch,  # epochs trained (< epochs: stopped early)
+        "stopped_early": stopping.last_epoch < cfg.epochs,
+        "best_epoch": stopping.best_epoch,  # of the lowest validation MAE in the history
         "n_train": len(splits["train"]),
         "n_val": len(splits["val"]),
         "n_test": len(splits["test"]),
@@ -133,6 +142,38 @@ def readable_sha256(path: str) -> str | None:
         return data_sha256(path) if Path(path).exists() else None
     except (OSError, EOFError, zlib.error):
         return None
+
+
+@dataclass
+class EarlyStopping:
+    """Tracks validation MAE per epoch; asks to stop after ``patience`` epochs without a new best."""
+
+    patience: int | None
+    best_val: float = math.inf
+    best_epoch: int | None = None
+    last_epoch: int = 0
+
+    def update(self, scores: EpochScores) -> None:
+        self.last_epoch = scores.epoch
+        if scores.val_mae is not None and scores.val_mae < self.best_val:  # NaN never improves
+            self.best_val, self.best_epoch = scores.val_mae, scores.epoch
+
+    def should_stop(self) -> bool:
+        if self.patience is None:
+            return False
+        since = self.last_epoch - (self.best_epoch or 0)  # no finite val MAE yet: from epoch 0
+        return since >= self.patience
+
+
+def check_patience(cfg: UpstreamTrainConfig, adapter) -> None:
+    """Early stopping needs an adapter that can end its upstream's loop; refuse before any work."""
+    if cfg.patience is None:
+        return
+    if cfg.patience < 1:
+        raise InputError(f"--patience must be at least 1, not {cfg.patience}")
+    if not adapter.supports_early_stopping:
+        raise InputError(f"--patience: the {adapter.name} adapter cannot stop its upstream "
+                         "trainer early; train a fixed number of --epochs instead")
 
 
 def require_finite(result: TrainResult) -> TrainResult:
@@ -202,9 +243,13 @@ def print_epoch(epochs: int) -> Callable[[EpochScores], None]:
 
 
 def summary_line(metrics: dict) -> str:
+    epochs = f"{metrics['epochs']} epochs"
+    if metrics.get("patience") is not None:
+        epochs = (f"{metrics['stopped_epoch']} of at most {metrics['epochs']} epochs (patience "
+                  f"{metrics['patience']}, best epoch {metrics['best_epoch']})")
     return (
         f"{metrics['upstream']} {metrics['atom_features']} ({metrics['mode']}), seed "
-        f"{metrics['seed']}, {metrics['epochs']} epochs, train/val/test {metrics['n_train']}/"
+        f"{metrics['seed']}, {epochs}, train/val/test {metrics['n_train']}/"
         f"{metrics['n_val']}/{metrics['n_test']}: val MAE {metrics['val_mae']:.4f}, test MAE "
         f"{metrics['test_mae']:.4f} ({metrics['wall_s']:.1f} s)"
     )

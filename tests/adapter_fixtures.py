@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 from pathlib import Path
 
 import torch
+
+from ct_plugins.adapter import Adapter, TrainJob, TrainResult
 
 DATA = Path(__file__).resolve().parent / "data"
 OQMD = DATA / "oqmd_perovskites_sample.jsonl.gz"
@@ -50,3 +53,45 @@ def train_on_subset(upstream: str, tmp_path: Path, n: int = 50, **overrides) -> 
     assert METRIC_KEYS <= set(metrics)
     assert math.isfinite(metrics["test_mae"]) and math.isfinite(metrics["val_mae"])
     return metrics
+
+
+
+class ScriptedAdapter(Adapter):
+    """Test double for the early-stopping contract: reports a scripted validation MAE per epoch
+    and stops when the job asks (a real adapter does this inside its upstream's loop)."""
+
+    name = "scripted"
+    upstream = "numpy"  # installed everywhere: the version check passes
+    supported = ">=1"
+
+    def __init__(self, val_maes: list[float], early_stopping: bool = True) -> None:
+        self.val_maes = val_maes
+        self.supports_early_stopping = early_stopping  # type: ignore[misc]
+
+    def install(self, table, mode, missing):
+        return contextlib.nullcontext()
+
+    def train(self, job: TrainJob) -> TrainResult:
+        trained = 0
+        for epoch, val in enumerate(self.val_maes[: job.epochs], 1):
+            job.report_epoch(epoch, val, val)
+            trained = epoch
+            if job.should_stop():
+                break
+        best = min(self.val_maes[:trained])
+        return TrainResult(best, best, {"model_epoch": self.val_maes.index(best) + 1})
+
+
+def manager_with(*extra: Adapter):
+    """The installed plugins plus ``extra`` adapters."""
+    from ct_plugins.hookspecs import hookimpl
+    from ct_plugins.plugins import build_plugin_manager
+
+    class Plugin:
+        @hookimpl
+        def register_adapters(self):
+            return list(extra)
+
+    manager = build_plugin_manager()
+    manager.register(Plugin())
+    return manager
