@@ -58,8 +58,8 @@ def markdown(result: dict) -> str:
     scale = result["scale"]
     lines = [
         f"## {result['title']}", "",
-        f"Scale `{scale['name']}`{' (scaled down)' if result['scaled_down'] else ''}; seeds "
-        f"{_seeds(result['seeds'])}; epochs {scale['epochs']}; commit `{result['commit'][:10]}`.",
+        f"Scale `{scale['name']}`{' (scaled down)' if result['scaled_down'] else ''}; "
+        f"{_protocol(result)}; seeds {_seeds(result['seeds'])}; commit `{result['commit'][:10]}`.",
         "Data: " + "; ".join(f"{t}: {d['n_records']} records ({d['source']})"
                              for t, d in result["data"].items()),
         "", result["notes"], "",
@@ -100,6 +100,17 @@ def verdicts(summary: list[dict]) -> list[str]:
             line += f"; {ahead} the best peer *{peer['variant']}* {peer['mean']:.4f}"
         lines.append(line + ".")
     return lines
+
+
+def _protocol(result: dict) -> str:
+    """Fixed epochs, or converged with the epochs the runs actually trained."""
+    scale = result["scale"]
+    if scale.get("patience") is None:
+        return f"fixed epochs {scale['epochs']}"
+    trained = [r["stopped_epoch"] for r in result["runs"] if r.get("stopped_epoch") is not None]
+    spread = f", trained {min(trained)}-{max(trained)} epochs" if trained else ""
+    return (f"converged (early stopping, patience {scale['patience']}, at most "
+            f"{max(scale['epochs'].values())} epochs{spread}; test MAE of the best-validation model)")
 
 
 def _seeds(seeds: dict[str, list[int]]) -> str:
@@ -143,7 +154,8 @@ def bar_chart(result: dict, path: Path) -> Path:
         ax.invert_yaxis()
         ax.set_xlabel("test MAE")
         ax.set_title(task)
-    fig.suptitle(f"{result['title']} (scale {result['scale']['name']})", fontsize=10)
+    fig.suptitle(f"{result['title']} (scale {result['scale']['name']}, "
+                 f"{result.get('protocol', 'fixed epochs')})", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -153,6 +165,8 @@ def bar_chart(result: dict, path: Path) -> Path:
 def write_reports(result: dict, out: Path) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{result['experiment']}-{result['scale']['name']}"
+    if result["scale"].get("patience") is not None:  # never overwrite the fixed-epoch report
+        stem += f"-converged-p{result['scale']['patience']}"
     paths = {"json": out / f"{stem}.json", "markdown": out / f"{stem}.md", "png": out / f"{stem}.png"}
     paths["json"].write_text(json.dumps(result, indent=2))
     paths["markdown"].write_text(markdown(result))

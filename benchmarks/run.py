@@ -3,9 +3,13 @@
     python -m benchmarks.run table2 --scale small
     python -m benchmarks.run perovskite --scale smoke --upstreams cgcnn
     python -m benchmarks.run table4 --scale smoke --upstreams cgcnn --ct-checkpoint RUN/best.pt
+    python -m benchmarks.run table2 --scale small --patience 20 --max-epochs 300   # converged
 
-Every variant of an upstream sees the same records, split (per seed) and epochs. Runs already
-finished in the work folder are reused, so an interrupted benchmark resumes where it stopped.
+Every variant of an upstream sees the same records, split (per seed) and epochs. Two protocols:
+"fixed epochs" (the scale's) and "converged" (early stopping: at most --max-epochs, stopped once
+validation MAE has not improved for --patience epochs; test MAE of the best-validation model).
+Runs already finished in the work folder are reused, so an interrupted benchmark resumes where it
+stopped; converged runs live beside the fixed-epoch ones (run folder suffix ``-patienceN``).
 """
 
 from __future__ import annotations
@@ -41,6 +45,19 @@ class Scale:
     small_model: bool
     smoke: bool  # read tests/data instead of ../shared/data
     online_mp: bool = False  # MP tasks from jarvis-tools' online `megnet` (benchmarks.paper_data)
+    patience: int | None = None  # None: fixed epochs; N: early stopping, `epochs` the most
+
+    @property
+    def protocol(self) -> str:
+        """How long each run trains, as the reports label it."""
+        if self.patience is None:
+            return "fixed epochs"
+        return f"converged (early stopping, patience {self.patience})"
+
+
+def converged(scale: Scale, patience: int, max_epochs: int) -> Scale:
+    """The scale's data and models, trained to convergence instead of for fixed epochs."""
+    return replace(scale, epochs={u: max_epochs for u in scale.epochs}, patience=patience)
 
 
 SCALES = {
@@ -61,12 +78,12 @@ def run_one(variant: Variant, task: str, task_path: Path, seed: int, scale: Scal
     from ct_plugins.training import UpstreamTrainConfig, run
 
     table = _resolve(variant.table, scale, work)
-    out = work / task / variant.upstream / run_key(variant) / f"seed{seed}"
+    out = work / task / variant.upstream / run_key(variant, scale.patience) / f"seed{seed}"
     done = out / "metrics.json"
     cfg = UpstreamTrainConfig(
         upstream=variant.upstream, data=str(task_path), target="target",
         atom_features=table, mode=variant.mode, epochs=scale.epochs[variant.upstream],
-        seed=seed, out=str(out), small=scale.small_model, missing="mean", overwrite=True,
+        patience=scale.patience, seed=seed, out=str(out), small=scale.small_model, missing="mean", overwrite=True,
         split_file=str(split_file) if split_file else None,
     )
     with exclusive(out):  # a parallel benchmark process waits, then reuses this run
@@ -79,7 +96,7 @@ def run_one(variant: Variant, task: str, task_path: Path, seed: int, scale: Scal
         return run(cfg)
 
 
-HYPER_PARAMETERS = ("epochs", "batch_size", "lr", "mode", "missing", "small", "max_abs_target",
+HYPER_PARAMETERS = ("epochs", "patience", "batch_size", "lr", "mode", "missing", "small", "max_abs_target",
                     "seed", "split_file", "target")
 
 
@@ -116,6 +133,7 @@ def run_experiment(exp: Experiment, scale: Scale, upstreams: set[str], seeds: tu
                 runs.append(_attempt(variant, task_name, prepared.path, seed, scale, work, split))
     return {
         "experiment": exp.name, "title": exp.title, "notes": exp.notes, "scale": asdict(scale),
+        "protocol": scale.protocol,
         "seeds": {u: list(s) for u, s in seeds_of.items()}, "upstreams": sorted(upstreams),
         "data": data,
         **code_provenance(), "scaled_down": scale.name != "paper",
@@ -158,10 +176,13 @@ def _split_file(task: str, prepared: Prepared, seed: int, work: Path) -> Path | 
     if not TASKS[task].fixed_test:
         return None
     path = work / "data" / f"{prepared.path.name.split('.')[0]}-split-seed{seed}.json"
-    text = json.dumps(fixed_test_split(prepared, seed)).encode()
-    # Atomic and only on change: a parallel benchmark process may be reading this split.
-    if not path.is_file() or path.read_bytes() != text:
-        atomic_write_bytes(path, text)
+    return write_if_changed(path, json.dumps(fixed_test_split(prepared, seed)).encode())
+
+
+def write_if_changed(path: Path, data: bytes) -> Path:
+    """Atomic and only on change: a parallel benchmark process may be reading this file."""
+    if not path.is_file() or path.read_bytes() != data:
+        atomic_write_bytes(path, data)
     return path
 
 
@@ -178,7 +199,8 @@ def _attempt(variant: Variant, task: str, path: Path, seed: int, scale: Scale, w
         return {**base, "error": f"{type(exc).__name__}: {exc}",
                 "wall_s": round(time.perf_counter() - started, 1)}
     print(f"  {variant.label:38s} {task:8s} seed {seed}: test MAE {metrics['test_mae']:.4f}")
-    keep = ("test_mae", "val_mae", "n_train", "n_val", "n_test", "epochs", "wall_s", "table_sha256",
+    keep = ("test_mae", "val_mae", "n_train", "n_val", "n_test", "epochs", "patience",
+            "stopped_epoch", "best_epoch", "model_epoch", "wall_s", "table_sha256",
             "data_sha256", "upstream_version", "commit", "dirty", "filled_elements")
     return {**base, **{k: metrics.get(k) for k in keep}}
 
@@ -198,9 +220,11 @@ def _table_sha256(name: str) -> str | None:
     return provider.sha256 if provider is not None else load_table(name).sha256()
 
 
-def run_key(variant: Variant) -> str:
-    """Folder name of a run: what it trains, not its label, so experiments share finished runs."""
-    return _slug(f"{variant.table}-{variant.mode}")
+def run_key(variant: Variant, patience: int | None = None) -> str:
+    """Folder name of a run: what it trains, not its label, so experiments share finished runs.
+    Early-stopped runs get their own folder: they never replace a fixed-epoch run."""
+    key = _slug(f"{variant.table}-{variant.mode}")
+    return key if patience is None else f"{key}-patience{patience}"
 
 
 def _slug(text: str) -> str:
@@ -251,19 +275,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="`ct pretrain` checkpoint (or run folder) for the CT-encoder variants "
                         f"(table4's atom+coordinate row; default ${CHECKPOINT_ENV}); without one "
                         "they are skipped")
+    add_protocol_options(parser)
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results are written")
     parser.add_argument("--work", type=Path, help="run folders, shared by the experiments of a "
                         "scale so identical runs train once (default: OUT/work/SCALE)")
     args = parser.parse_args(argv)
-    scale = SCALES[args.scale]
+    scale = protocol_scale(SCALES[args.scale], args, parser)
     seeds = _seeds(args.seeds) if args.seeds else scale.seeds
     upstream_seeds = dict(_upstream_seeds(item, parser) for item in args.upstream_seeds)
     exp = EXPERIMENTS[args.experiment]
     if args.tables:
         exp = _only_tables(exp, args.tables.split(","), parser)
     work = args.work or args.out / "work" / scale.name
-    print(f"{exp.title}\nscale {scale.name} (scaled down: {scale.name != 'paper'}), seeds {seeds} "
-          f"{upstream_seeds or ''}, epochs {scale.epochs}, records per task <= {scale.n_max or 'all'}")
+    print(f"{exp.title}\nscale {scale.name} (scaled down: {scale.name != 'paper'}), {scale.protocol}, "
+          f"seeds {seeds} {upstream_seeds or ''}, epochs {scale.epochs}, records per task <= "
+          f"{scale.n_max or 'all'}")
     upstreams = set(args.upstreams.split(","))
     if not any(v.upstream in upstreams for v in exp.variants):  # else it "succeeds" with no run
         parser.error(f"{exp.name}: no variant for --upstreams {args.upstreams}"
@@ -277,6 +303,32 @@ def main(argv: list[str] | None = None) -> int:
     print(paths["markdown"].read_text())
     print("written:", ", ".join(str(p) for p in paths.values()))
     return 0 if all("error" not in r for r in result["runs"]) else 1
+
+
+def add_protocol_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--patience", type=_count, help="converged protocol: early stopping after "
+                        "this many epochs without a better validation MAE (default: fixed epochs)")
+    parser.add_argument("--max-epochs", type=_count, help="with --patience: the most epochs of "
+                        f"any back-end (default {MAX_EPOCHS})")
+
+
+MAX_EPOCHS = 300
+
+
+def protocol_scale(scale: Scale, args: argparse.Namespace, parser: argparse.ArgumentParser) -> Scale:
+    """The scale as asked: fixed epochs, or converged with --patience/--max-epochs."""
+    if args.patience is None:
+        if args.max_epochs is not None:
+            parser.error("--max-epochs needs --patience (fixed epochs come from --scale)")
+        return scale
+    return converged(scale, args.patience, args.max_epochs or MAX_EPOCHS)
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 if __name__ == "__main__":

