@@ -125,7 +125,8 @@ def run_curves(task: str, scale: Scale, sizes: list[str], seeds: tuple[int, ...]
         "scale": asdict(scale), "protocol": scale.protocol, "scaled_down": scale.name != "paper",
         "sizes": resolved, "seeds": list(seeds), "val_fraction": VAL_FRACTION,
         "n_test": len(curve.test_ids), "n_pool": len(curve.pool_ids), "largest_size": curve.largest,
-        "source": curve.prepared.source, "variants": [asdict(v) for v in chosen],
+        "source": str(Path(curve.prepared.source).resolve()),  # a symlinked data folder's real place
+        "variants": [asdict(v) for v in chosen],
         **code_provenance(), "runs": runs, "summary": summarise(runs, chosen, resolved),
     }
 
