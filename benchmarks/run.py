@@ -78,7 +78,7 @@ def run_one(variant: Variant, task: str, task_path: Path, seed: int, scale: Scal
     from ct_plugins.training import UpstreamTrainConfig, run
 
     table = _resolve(variant.table, scale, work)
-    out = work / task / variant.upstream / run_key(variant, scale.patience) / f"seed{seed}"
+    out = run_folder(work, task, variant, seed, scale.patience)
     done = out / "metrics.json"
     cfg = UpstreamTrainConfig(
         upstream=variant.upstream, data=str(task_path), target="target",
@@ -94,6 +94,11 @@ def run_one(variant: Variant, task: str, task_path: Path, seed: int, scale: Scal
                 return cached
             print(f"  {', '.join(changed)} changed since {out} was trained: training again")
         return run(cfg)
+
+
+def run_folder(work: Path, task: str, variant: Variant, seed: int, patience: int | None = None) -> Path:
+    """Where one run trains and is cached: WORK/<task>/<upstream>/<run key>/seed<k>."""
+    return work / task / variant.upstream / run_key(variant, patience) / f"seed{seed}"
 
 
 HYPER_PARAMETERS = ("epochs", "patience", "batch_size", "lr", "mode", "missing", "small", "max_abs_target",

@@ -25,7 +25,7 @@ import numpy as np
 from benchmarks.downstream import TASKS, Prepared, prepare, write_jsonl
 from benchmarks.experiments import CONTROLS, Variant
 from benchmarks.run import (RESULTS, SCALES, Scale, _attempt, add_protocol_options, protocol_scale,
-                            write_if_changed)
+                            run_folder, write_if_changed)
 from ct_plugins.provenance import code_provenance
 from ct_plugins.training import UPSTREAM_DEFAULT
 
@@ -109,15 +109,21 @@ def variants(upstreams: list[str], tables: list[str]) -> list[Variant]:
 
 
 def run_curves(task: str, scale: Scale, sizes: list[str], seeds: tuple[int, ...],
-               chosen: list[Variant], work: Path) -> dict:
-    """Every variant at every size and seed; a failed run is recorded, the others go on."""
+               chosen: list[Variant], work: Path, cached_only: bool = False) -> dict:
+    """Every variant at every size and seed; a failed run is recorded, the others go on.
+    ``cached_only``: report the finished runs of the work folder, train nothing (a run still
+    missing is counted in ``missing``)."""
     curve = load_curve(task, scale.smoke, work / "data")
     resolved = resolve_sizes(sizes, curve)
-    runs = []
+    runs, missing = [], []
     for n in resolved:
         for seed in seeds:
             data, split_file = write_subset(curve, seed, n, work / "data")
             for variant in chosen:
+                folder = run_folder(work, f"{task}-n{n}", variant, seed, scale.patience)
+                if cached_only and not (folder / "metrics.json").is_file():
+                    missing.append({"variant": variant.label, "n": n, "seed": seed})
+                    continue
                 row = _attempt(variant, f"{task}-n{n}", data, seed, scale, work, split_file)
                 runs.append({**row, "task": task, "n": n})
     return {
@@ -127,7 +133,8 @@ def run_curves(task: str, scale: Scale, sizes: list[str], seeds: tuple[int, ...]
         "n_test": len(curve.test_ids), "n_pool": len(curve.pool_ids), "largest_size": curve.largest,
         "source": str(Path(curve.prepared.source).resolve()),  # a symlinked data folder's real place
         "variants": [asdict(v) for v in chosen],
-        **code_provenance(), "runs": runs, "summary": summarise(runs, chosen, resolved),
+        **code_provenance(), "runs": runs, "missing": missing,
+        "summary": summarise(runs, chosen, resolved),
     }
 
 
@@ -189,7 +196,10 @@ def markdown(result: dict) -> str:
         f"seeds {result['seeds']}; {_protocol(result, epochs)}; validation {result['val_fraction']:.0%} of "
         f"train + val (at least {MIN_VAL}); one fixed test part of {result['n_test']} records for "
         f"every size and seed; pool {result['n_pool']} records ({result['source']}); commit "
-        f"`{result['commit'][:10]}`.",
+        f"`{result['commit'][:10]}` (each run's own commit is in the json).",
+        *([f"Not yet run ({len(result['missing'])}): "
+           + ", ".join(f"{m['variant']} n={m['n']} seed {m['seed']}" for m in result["missing"])
+           + "; the same command without --cached-only trains them."] if result.get("missing") else []),
         "Training subsets are nested per seed (each size's records contain the smaller sizes'). "
         "Paired differences: variant minus the default (or the random control "
         f"`{CONTROL}`) on the same seed; negative is better; wins = seeds where the variant is lower.",
@@ -301,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     add_protocol_options(parser)
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results are written")
     parser.add_argument("--work", type=Path, help="run folders (default: OUT/work/small_data-SCALE)")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="train nothing: report the runs already finished in --work")
     args = parser.parse_args(argv)
     scale = SCALES[args.scale]
     tasks, upstreams, tables = _csv(args.tasks), _csv(args.upstreams), _csv(args.variants)
@@ -323,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     for task in tasks:
         print(f"small-data curve {task}: scale {scale.name}, {scale.protocol}, sizes {sizes}, "
               f"seeds {seeds}, epochs { {u: scale.epochs[u] for u in upstreams} }, variants {tables}")
-        result = run_curves(task, scale, sizes, seeds, variants(upstreams, tables), work)
+        result = run_curves(task, scale, sizes, seeds, variants(upstreams, tables), work,
+                            args.cached_only)
         paths = write_reports(result, args.out)
         print(paths["markdown"].read_text())
         print("written:", ", ".join(str(p) for p in paths.values()))

@@ -60,6 +60,12 @@ def test_smoke_curve_writes_json_markdown_and_one_png_and_reuses_runs(tmp_path):
     assert len(written) == 12
     assert small_data.main(argv) == 0  # everything cached: nothing trains again
     assert {p: p.stat().st_mtime_ns for p in written} == written
+    # --cached-only reports what finished and lists what did not, training nothing
+    assert small_data.main([*argv[:-4], "--sizes", "20,30", *argv[-4:], "--cached-only"]) == 0
+    result = json.loads((tmp_path / "results" / "small_data-oqmd-ef-smoke.json").read_text())
+    assert len(result["runs"]) == 6 and len(result["missing"]) == 6
+    assert {m["n"] for m in result["missing"]} == {30} and not list((tmp_path / "work").glob("oqmd-ef-n30/*"))
+    assert "Not yet run (6)" in (tmp_path / "results" / "small_data-oqmd-ef-smoke.md").read_text()
 
 
 def test_bad_sizes_are_a_one_line_error(capsys):
