@@ -178,8 +178,6 @@ def check_patience(cfg: UpstreamTrainConfig, adapter) -> None:
 
 def require_finite(result: TrainResult) -> TrainResult:
     """A run whose model scores NaN did not train (diverged); never report it as a result."""
-    import math
-
     bad = [k for k in ("val_mae", "test_mae") if not math.isfinite(getattr(result, k))]
     if bad:
         raise TrainingFailed(f"training diverged: {' and '.join(bad)} not finite; "
