@@ -98,7 +98,7 @@ def write_subset(curve: Curve, seed: int, n_train: int, folder: Path) -> tuple[P
     wanted = {i for part in split.values() for i in part}
     records = [r for r in _read(curve.prepared.path) if r["id"] in wanted]
     data, split_file = folder / f"{stem}.jsonl.gz", folder / f"{stem}-split.json"
-    if not data.is_file() or {r["id"] for r in _read(data)} != wanted:
+    if not data.is_file() or list(_read(data)) != records:  # same records, labels included
         write_jsonl(data, records)
     write_if_changed(split_file, json.dumps(split).encode())
     return data, split_file
