@@ -196,7 +196,7 @@ def markdown(result: dict) -> str:
         f"seeds {result['seeds']}; {_protocol(result, epochs)}; validation {result['val_fraction']:.0%} of "
         f"train + val (at least {MIN_VAL}); one fixed test part of {result['n_test']} records for "
         f"every size and seed; pool {result['n_pool']} records ({result['source']}); commit "
-        f"`{result['commit'][:10]}` (each run's own commit is in the json).",
+        f"`{result['commit'][:10]}` (report); runs trained at {_run_commits(result['runs'])}.",
         *([f"Not yet run ({len(result['missing'])}): "
            + ", ".join(f"{m['variant']} n={m['n']} seed {m['seed']}" for m in result["missing"])
            + "; the same command without --cached-only trains them."] if result.get("missing") else []),
@@ -215,6 +215,12 @@ def markdown(result: dict) -> str:
         lines.append(f"| {row['upstream']} | {row['n']} | {row['variant']} | {mean} | "
                      f"{_diff(row['vs_default'])} | {_diff(row['vs_control'])} | {row['n_runs']}{failed} |")
     return "\n".join(lines) + "\n"
+
+
+def _run_commits(runs: list[dict]) -> str:
+    """The commits (and dirty flags) the runs recorded when they started training."""
+    seen = dict.fromkeys((str(r.get("commit"))[:10], r.get("dirty")) for r in runs if "error" not in r)
+    return ", ".join(f"`{c}`{' (dirty tree)' if d else ''}" for c, d in seen) or "–"
 
 
 def _protocol(result: dict, epochs: dict) -> str:
@@ -261,7 +267,9 @@ def plot(result: dict, path: Path) -> Path:
                 else f"early stopping, patience {result['scale']['patience']}")
     fig.suptitle(f"Small-data curve, scale {result['scale']['name']}: seeds {result['seeds']}, "
                  f"{protocol}, "
-                 f"test part {result['n_test']}", fontsize=9)
+                 + (f"{len(result['runs'])} of {len(result['runs']) + len(result['missing'])} runs "
+                    "finished (a point: mean ± std of its seeds), " if result.get("missing") else "")
+                 + f"test part {result['n_test']}", fontsize=9, wrap=True)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
