@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -199,7 +200,8 @@ def markdown(result: dict) -> str:
         f"`{result['commit'][:10]}` (report); runs trained at {_run_commits(result['runs'])}.",
         *([f"Not yet run ({len(result['missing'])}): "
            + ", ".join(f"{m['variant']} n={m['n']} seed {m['seed']}" for m in result["missing"])
-           + "; the same command without --cached-only trains them."] if result.get("missing") else []),
+           + "; the same command without --cached-only trains them (finished runs are reused): "
+           f"`{result.get('command', '')}`."] if result.get("missing") else []),
         "Training subsets are nested per seed (each size's records contain the smaller sizes'). "
         "Paired differences: variant minus the default (or the random control "
         f"`{CONTROL}`) on the same seed; negative is better; wins = seeds where the variant is lower.",
@@ -345,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
               f"seeds {seeds}, epochs { {u: scale.epochs[u] for u in upstreams} }, variants {tables}")
         result = run_curves(task, scale, sizes, seeds, variants(upstreams, tables), work,
                             args.cached_only)
+        result["command"] = "python -m benchmarks.small_data " + shlex.join(
+            sys.argv[1:] if argv is None else argv)
         paths = write_reports(result, args.out)
         print(paths["markdown"].read_text())
         print("written:", ", ".join(str(p) for p in paths.values()))
