@@ -72,17 +72,7 @@ def run(
     table, provider, mode = _features_and_mode(cfg, manager)
     if provider is not None:
         adapter.check_node_features(provider)
-    data_sha = readable_sha256(cfg.data)  # None: load_records names what is wrong with the file
-    cache_dir = default_cache_dir() if cfg.cache and data_sha else None
-    index = index_path(cache_dir, data_sha, cfg.target) if cache_dir and data_sha else None
-    loaded = load_records(cfg.data, cfg.target, index)
-    records, outliers = drop_outliers(loaded.records, cfg.max_abs_target)
-    if table is not None:
-        check_coverage(records, table, cfg.missing)
-    if provider is not None:
-        check_provider_coverage(records, provider)
-    filled = filled_elements(records, table, cfg.missing) if table is not None else {}
-    splits = split_records(records, cfg.seed, cfg.split_file)
+    data = load_run_data(cfg, table, provider)
     fresh_output_folder(out, cfg.overwrite)
     prepared = time.perf_counter()
     history: list[EpochScores] = []
@@ -94,33 +84,26 @@ def run(
         if on_epoch is not None:
             on_epoch(scores)
 
-    job = TrainJob(splits, table, mode, cfg.missing, cfg.epochs, cfg.seed, cfg.batch_size, cfg.lr,
-                   cfg.small, out, report, node_features=provider, data_sha256=data_sha,
-                   cache_dir=cache_dir, should_stop=stopping.should_stop, patience=cfg.patience)
+    job = TrainJob(data.splits, table, mode, cfg.missing, cfg.epochs, cfg.seed, cfg.batch_size, cfg.lr,
+                   cfg.small, out, report, node_features=provider, data_sha256=data.sha256,
+                   cache_dir=data.cache_dir, should_stop=stopping.should_stop, patience=cfg.patience)
     result = require_finite(adapter.train(job))
     trained = time.perf_counter()
     metrics = {
         "upstream": cfg.upstream,
         "upstream_version": adapter.installed_version(),
         **code,  # commit and dirty flag of the code that trained
-        "data_sha256": data_sha,  # a cached result is reused only for the same records
+        "data_sha256": data.sha256,  # a cached result is reused only for the same records
         "val_mae": result.val_mae,
         "test_mae": result.test_mae,
         **result.details,
         "history": [asdict(h) for h in history],
         "epochs": cfg.epochs,
         "patience": cfg.patience,
-        "stopped_epoch": stopping.last_epoch,  # epochs trained (< epochs: stopped early)
-        "stopped_early": stopping.last_epoch < cfg.epochs,
-        "best_epoch": stopping.best_epoch,  # of the lowest validation MAE in the history
-        "n_train": len(splits["train"]),
-        "n_val": len(splits["val"]),
-        "n_test": len(splits["test"]),
-        "skipped_unlabelled": len(loaded.skipped_unlabelled),
-        "dropped_outliers": outliers,
+        **stopping.summary(cfg.epochs),
+        **data.counts(),
         "atom_features": cfg.atom_features,
         **_feature_identity(table, provider),
-        "filled_elements": filled,  # element -> atoms given a --missing mean/zero row
         "mode": mode,
         "seed": cfg.seed,
         "wall_s": round(time.perf_counter() - started, 2),
@@ -132,6 +115,39 @@ def run(
     }
     atomic_write_bytes(out / "metrics.json", json.dumps(metrics, indent=2).encode())
     return metrics
+
+
+@dataclass
+class RunData:
+    """A run's records, checked against its features and split; what was left out, counted."""
+
+    sha256: str | None  # None: the file is unreadable (load_records has said why)
+    cache_dir: Path | None
+    splits: dict[str, list[Record]]
+    skipped_unlabelled: int
+    dropped_outliers: list[str]
+    filled_elements: dict  # element -> atoms given a --missing mean/zero row
+
+    def counts(self) -> dict:
+        return {**{f"n_{part}": len(self.splits[part]) for part in ("train", "val", "test")},
+                "skipped_unlabelled": self.skipped_unlabelled, "dropped_outliers": self.dropped_outliers,
+                "filled_elements": self.filled_elements}
+
+
+def load_run_data(cfg: UpstreamTrainConfig, table, provider: NodeFeatureProvider | None) -> RunData:
+    """Read (through the conversion cache when it holds these bytes), check coverage, split."""
+    data_sha = readable_sha256(cfg.data)  # None: load_records names what is wrong with the file
+    cache_dir = default_cache_dir() if cfg.cache and data_sha else None
+    index = index_path(cache_dir, data_sha, cfg.target) if cache_dir and data_sha else None
+    loaded = load_records(cfg.data, cfg.target, index)
+    records, outliers = drop_outliers(loaded.records, cfg.max_abs_target)
+    if table is not None:
+        check_coverage(records, table, cfg.missing)
+    if provider is not None:
+        check_provider_coverage(records, provider)
+    filled = filled_elements(records, table, cfg.missing) if table is not None else {}
+    return RunData(data_sha, cache_dir, split_records(records, cfg.seed, cfg.split_file),
+                   len(loaded.skipped_unlabelled), outliers, filled)
 
 
 def readable_sha256(path: str) -> str | None:
@@ -157,6 +173,11 @@ class EarlyStopping:
         self.last_epoch = scores.epoch
         if scores.val_mae is not None and scores.val_mae < self.best_val:  # NaN never improves
             self.best_val, self.best_epoch = scores.val_mae, scores.epoch
+
+    def summary(self, max_epochs: int) -> dict:
+        return {"stopped_epoch": self.last_epoch,  # epochs trained (< max_epochs: stopped early)
+                "stopped_early": self.last_epoch < max_epochs,
+                "best_epoch": self.best_epoch}  # of the lowest validation MAE in the history
 
     def should_stop(self) -> bool:
         if self.patience is None:
