@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -163,12 +164,18 @@ def bar_chart(result: dict, path: Path) -> Path:
 
 
 def write_reports(result: dict, out: Path) -> dict[str, Path]:
+    return write_report_files(result, out, result["experiment"], markdown, bar_chart)
+
+
+def write_report_files(result: dict, out: Path, name: str, render_markdown: Callable[[dict], str],
+                       render_png: Callable[[dict, Path], Path]) -> dict[str, Path]:
+    """``OUT/NAME-SCALE[-converged-pN].{json,md,png}`` of a benchmark result."""
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{result['experiment']}-{result['scale']['name']}"
+    stem = f"{name}-{result['scale']['name']}"
     if result["scale"].get("patience") is not None:  # never overwrite the fixed-epoch report
         stem += f"-converged-p{result['scale']['patience']}"
     paths = {"json": out / f"{stem}.json", "markdown": out / f"{stem}.md", "png": out / f"{stem}.png"}
     paths["json"].write_text(json.dumps(result, indent=2))
-    paths["markdown"].write_text(markdown(result))
-    bar_chart(result, paths["png"])
+    paths["markdown"].write_text(render_markdown(result))
+    render_png(result, paths["png"])
     return paths

@@ -25,6 +25,7 @@ import numpy as np
 
 from benchmarks.downstream import TASKS, Prepared, prepare, write_jsonl
 from benchmarks.experiments import CONTROLS, Variant
+from benchmarks.report import write_report_files
 from benchmarks.run import (RESULTS, SCALES, Scale, _attempt, add_protocol_options, protocol_scale,
                             run_folder, write_if_changed)
 from ct_plugins.provenance import code_provenance
@@ -279,15 +280,7 @@ def plot(result: dict, path: Path) -> Path:
 
 
 def write_reports(result: dict, out: Path) -> dict[str, Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"small_data-{result['task']}-{result['scale']['name']}"
-    if result["scale"].get("patience") is not None:  # never overwrite the fixed-epoch curve
-        stem += f"-converged-p{result['scale']['patience']}"
-    paths = {"json": out / f"{stem}.json", "markdown": out / f"{stem}.md", "png": out / f"{stem}.png"}
-    paths["json"].write_text(json.dumps(result, indent=2))
-    paths["markdown"].write_text(markdown(result))
-    plot(result, paths["png"])
-    return paths
+    return write_report_files(result, out, f"small_data-{result['task']}", markdown, plot)
 
 
 def _read(path: Path):
