@@ -16,7 +16,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from benchmarks.downstream import EF_BOUND, SHARED, TASKS, reduced_formula
+from benchmarks.downstream import EF_BOUND, SHARED, TASKS, read_jsonl, reduced_formula
 from benchmarks.holdout import HOLDOUT_FILE, read_holdout
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,9 +25,7 @@ FIELDS = ("id", "formula", "formation_energy_per_atom", "band_gap", "cif")
 
 
 def demo_records(source: Path, holdout: set[str], n: int) -> list[dict]:
-    with gzip.open(source, "rt") as handle:
-        records = [json.loads(line) for line in handle if line.strip()]
-    kept = [r for r in records if r.get("formation_energy_per_atom") is not None
+    kept = [r for r in read_jsonl(source) if r.get("formation_energy_per_atom") is not None
             and abs(r["formation_energy_per_atom"]) < EF_BOUND
             and reduced_formula(r["formula"]) in holdout]
     kept.sort(key=lambda r: hashlib.sha256(str(r["id"]).encode()).hexdigest())

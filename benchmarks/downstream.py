@@ -80,7 +80,7 @@ def prepare(task: Task, n_max: int | None, smoke: bool, cache: Path) -> Prepared
             f"{source} is missing: the benchmarks read the real data sets in ../shared/data "
             "(see its README), or use --scale smoke for the copies in tests/data"
         )
-    kept, unlabelled, outliers = labelled_records(task, source)
+    kept, unlabelled, outliers = labelledread_jsonl(task, source)
     kept.sort(key=lambda r: (_formula_rank(r["formula"]), r["id"]))
     test = [r for r in kept if task.fixed_test and is_mp_test_formula(r["formula"])]
     pool = [r for r in kept if not (task.fixed_test and is_mp_test_formula(r["formula"]))]
@@ -93,10 +93,10 @@ def prepare(task: Task, n_max: int | None, smoke: bool, cache: Path) -> Prepared
     return Prepared(path, len(written), unlabelled, outliers, formulas, str(source), len(test))
 
 
-def labelled_records(task: Task, source: Path) -> tuple[list[dict], int, int]:
+def labelledread_jsonl(task: Task, source: Path) -> tuple[list[dict], int, int]:
     """(records with a ``target``, unlabelled count, outlier count) of a task's source file."""
     kept, unlabelled, outliers = [], 0, 0
-    for record in _records(source):
+    for record in read_jsonl(source):
         value = record.get(task.field)
         if value is None:
             unlabelled += 1
@@ -120,14 +120,15 @@ def fixed_test_split(prepared: Prepared, seed: int, val_fraction: float = 0.1) -
     """ids per part: the fixed test part, and a seeded train/val draw from the training pool."""
     import numpy as np
 
-    ids = [r["id"] for r in _records(prepared.path)]
+    ids = [r["id"] for r in read_jsonl(prepared.path)]
     test, pool = ids[: prepared.n_test_fixed], ids[prepared.n_test_fixed:]
     order = np.random.default_rng(seed).permutation(len(pool))
     n_val = max(1, round(val_fraction * len(pool)))
     return {"train": [pool[i] for i in order[n_val:]], "val": [pool[i] for i in order[:n_val]], "test": test}
 
 
-def _records(path: Path) -> Iterator[dict]:
+def read_jsonl(path: Path) -> Iterator[dict]:
+    """The records of a gzipped jsonl file, one per non-blank line (the pair of ``write_jsonl``)."""
     with gzip.open(path, "rt") as handle:
         for line in handle:
             if line.strip():

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from benchmarks.downstream import TASKS, prepare, reduced_formula, write_jsonl
+from benchmarks.downstream import TASKS, prepare, read_jsonl, reduced_formula, write_jsonl
 from benchmarks.holdout import read_holdout
 from benchmarks.locks import exclusive
 from ct_plugins.tables import EmbeddingTable
@@ -86,17 +86,10 @@ def corpus_records(scale: Scale, folder: Path) -> Path:
     records = []
     for task in (TASKS["oqmd-ef"], TASKS["cmr-ef"]):
         prepared = prepare(task, None, scale.smoke, folder)
-        records += [r for r in _read(prepared.path) if reduced_formula(r["formula"]) not in holdout]
+        records += [r for r in read_jsonl(prepared.path) if reduced_formula(r["formula"]) not in holdout]
     n_max = scale.n_max or len(records)
     write_jsonl(path, sorted(records, key=lambda r: r["id"])[::max(1, len(records) // n_max)][:n_max])
     return path
-
-
-def _read(path: Path) -> list[dict]:
-    import gzip
-
-    with gzip.open(path, "rt") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
 
 
 def _cgcnn_vectors(out: Path, metrics: dict) -> dict[str, np.ndarray]:

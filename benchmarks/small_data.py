@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.downstream import TASKS, Prepared, prepare, write_jsonl
+from benchmarks.downstream import TASKS, Prepared, prepare, read_jsonl, write_jsonl
 from benchmarks.experiments import CONTROLS, Variant
 from benchmarks.report import write_report_files
 from benchmarks.run import (RESULTS, SCALES, Scale, _attempt, add_protocol_options, protocol_scale,
@@ -73,7 +73,7 @@ def load_curve(task: str, smoke: bool, cache: Path) -> Curve:
     spec = TASKS[task] if TASKS[task].fixed_test else replace(TASKS[task], name=f"{task}-heldout",
                                                                fixed_test=True)
     prepared = prepare(spec, None, smoke, cache)
-    ids = [r["id"] for r in _read(prepared.path)]
+    ids = [r["id"] for r in read_jsonl(prepared.path)]
     return Curve(task, prepared, ids[: prepared.n_test_fixed], ids[prepared.n_test_fixed:])
 
 
@@ -98,9 +98,9 @@ def write_subset(curve: Curve, seed: int, n_train: int, folder: Path) -> tuple[P
     split = nested_split(curve, seed, n_train)
     stem = f"{curve.prepared.path.name.split('.')[0]}-n{n_train}-seed{seed}"
     wanted = {i for part in split.values() for i in part}
-    records = [r for r in _read(curve.prepared.path) if r["id"] in wanted]
+    records = [r for r in read_jsonl(curve.prepared.path) if r["id"] in wanted]
     data, split_file = folder / f"{stem}.jsonl.gz", folder / f"{stem}-split.json"
-    if not data.is_file() or list(_read(data)) != records:  # same records, labels included
+    if not data.is_file() or list(read_jsonl(data)) != records:  # same records, labels included
         write_jsonl(data, records)
     write_if_changed(split_file, json.dumps(split).encode())
     return data, split_file
@@ -281,12 +281,6 @@ def plot(result: dict, path: Path) -> Path:
 
 def write_reports(result: dict, out: Path) -> dict[str, Path]:
     return write_report_files(result, out, f"small_data-{result['task']}", markdown, plot)
-
-
-def _read(path: Path):
-    from benchmarks.downstream import _records
-
-    return _records(path)
 
 
 def _csv(text: str) -> list[str]:
