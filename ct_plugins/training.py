@@ -6,7 +6,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pluggy
@@ -75,18 +75,10 @@ def run(
     data = load_run_data(cfg, table, provider)
     fresh_output_folder(out, cfg.overwrite)
     prepared = time.perf_counter()
-    history: list[EpochScores] = []
-    stopping = EarlyStopping(cfg.patience)
-
-    def report(scores: EpochScores) -> None:
-        history.append(scores)
-        stopping.update(scores)
-        if on_epoch is not None:
-            on_epoch(scores)
-
+    log = EpochLog(EarlyStopping(cfg.patience), on_epoch)
     job = TrainJob(data.splits, table, mode, cfg.missing, cfg.epochs, cfg.seed, cfg.batch_size, cfg.lr,
-                   cfg.small, out, report, node_features=provider, data_sha256=data.sha256,
-                   cache_dir=data.cache_dir, should_stop=stopping.should_stop, patience=cfg.patience)
+                   cfg.small, out, log.record, node_features=provider, data_sha256=data.sha256,
+                   cache_dir=data.cache_dir, should_stop=log.stopping.should_stop, patience=cfg.patience)
     result = require_finite(adapter.train(job))
     trained = time.perf_counter()
     metrics = {
@@ -97,10 +89,10 @@ def run(
         "val_mae": result.val_mae,
         "test_mae": result.test_mae,
         **result.details,
-        "history": [asdict(h) for h in history],
+        "history": [asdict(h) for h in log.history],
         "epochs": cfg.epochs,
         "patience": cfg.patience,
-        **stopping.summary(cfg.epochs),
+        **log.stopping.summary(cfg.epochs),
         **data.counts(),
         "atom_features": cfg.atom_features,
         **_feature_identity(table, provider),
@@ -184,6 +176,21 @@ class EarlyStopping:
             return False
         since = self.last_epoch - (self.best_epoch or 0)  # no finite val MAE yet: from epoch 0
         return since >= self.patience
+
+
+@dataclass
+class EpochLog:
+    """What the adapter reports per epoch: kept, fed to early stopping, passed on to the caller."""
+
+    stopping: EarlyStopping
+    on_epoch: Callable[[EpochScores], None] | None = None
+    history: list[EpochScores] = field(default_factory=list)
+
+    def record(self, scores: EpochScores) -> None:
+        self.history.append(scores)
+        self.stopping.update(scores)
+        if self.on_epoch is not None:
+            self.on_epoch(scores)
 
 
 def check_patience(cfg: UpstreamTrainConfig, adapter) -> None:
