@@ -75,7 +75,7 @@ SCALES = {
 
 def run_one(variant: Variant, task: str, task_path: Path, seed: int, scale: Scale,
             work: Path, split_file: Path | None = None) -> dict:
-    from ct_plugins.training import UpstreamTrainConfig, run
+    from ct_plugins.training import UpstreamTrainConfig, print_epoch, run
 
     table = _resolve(variant.table, scale, work)
     out = run_folder(work, task, variant, seed, scale.patience)
@@ -93,7 +93,8 @@ def run_one(variant: Variant, task: str, task_path: Path, seed: int, scale: Scal
             if not changed:
                 return cached
             print(f"  {', '.join(changed)} changed since {out} was trained: training again")
-        return run(cfg)
+        # a run at MP scale takes an hour: say how far it got
+        return run(cfg, on_epoch=print_epoch(cfg.epochs, prefix=f"{variant.label} {task} seed {seed} "))
 
 
 def run_folder(work: Path, task: str, variant: Variant, seed: int, patience: int | None = None) -> Path:

@@ -257,13 +257,13 @@ def drop_outliers(records: list[Record], limit: float | None) -> tuple[list[Reco
     return kept, dropped
 
 
-def print_epoch(epochs: int) -> Callable[[EpochScores], None]:
-    """A progress line per epoch, printed as the upstream trains."""
+def print_epoch(epochs: int, prefix: str = "") -> Callable[[EpochScores], None]:
+    """A progress line per epoch, printed as the upstream trains (``prefix`` names the run)."""
 
     def show(scores: EpochScores) -> None:
         train = "-" if scores.train_mae is None else f"{scores.train_mae:.4f}"
         val = "-" if scores.val_mae is None else f"{scores.val_mae:.4f}"
-        print(f"  epoch {scores.epoch:3d}/{epochs}  train MAE {train}  val MAE {val}", flush=True)
+        print(f"  {prefix}epoch {scores.epoch:3d}/{epochs}  train MAE {train}  val MAE {val}", flush=True)
 
     return show
 
