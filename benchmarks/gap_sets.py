@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.downstream import SHARED, reduced_formula
+from ct_plugins.pretrain.targets import METAL_GAP_EV
 
 SETS = {  # name -> (file under ../shared/data, gap field, functional)
     "mp_structures": ("mp_structures/mp_2018_structures.jsonl.gz", "band_gap", "PBE"),
@@ -27,7 +28,7 @@ SETS = {  # name -> (file under ../shared/data, gap field, functional)
     "oqmd": ("perovskites/oqmd_perovskites.jsonl.gz", "band_gap", "PBE"),
     "cmr": ("perovskites/cmr_perovskites.jsonl.gz", "band_gap", "GLLB-SC"),
 }
-METAL = 1e-3  # eV: a gap at or below this counts as zero (metal)
+METAL = METAL_GAP_EV  # eV: a gap at or below this counts as zero (metal), as for the CT's metal target
 
 
 def gaps_by_formula(path: Path, field: str) -> dict[str, float]:

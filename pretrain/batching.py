@@ -7,7 +7,6 @@ references differ, so one head would have to learn the offset between them.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 
 from ct_plugins.pretrain.model import PAD_Z
+from ct_plugins.pretrain.targets import is_binary, target_label
 
 
 class SampleLike(Protocol):
@@ -51,8 +51,7 @@ def discover_tasks(
 
 
 def has_target(sample: SampleLike, target: str) -> bool:
-    value = sample.targets.get(target)
-    return value is not None and math.isfinite(float(value))
+    return target_label(sample.targets, target) is not None
 
 
 def sample_task_values(
@@ -65,14 +64,18 @@ def sample_task_values(
         target = task_target(task)
         if task_name(target, sample.source, per_source_heads) != task:
             continue
-        if has_target(sample, target):
-            values[i], present[i] = float(sample.targets[target]), True
+        value = target_label(sample.targets, target)
+        if value is not None:
+            values[i], present[i] = value, True
     return values, present
 
 
 @dataclass
 class TargetScaler:
-    """Per-task mean and std of the training split (targets are learnt standardised)."""
+    """Per-task mean and std of the training split (targets are learnt standardised).
+
+    Binary tasks (``metal``) get mean 0 and std 1: their 0/1 labels are the targets of a logit,
+    standardising them would turn BCE's targets into other numbers."""
 
     tasks: tuple[str, ...]
     mean: np.ndarray
@@ -89,7 +92,9 @@ class TargetScaler:
             raise ValueError(f"no training samples for task(s) {missing}")
         mean = (values * present).sum(0) / counts
         var = (((values - mean) * present) ** 2).sum(0) / counts
-        return cls(tuple(tasks), mean, np.sqrt(np.maximum(var, 1e-12)))
+        std = np.sqrt(np.maximum(var, 1e-12))
+        binary = np.array([is_binary(t) for t in tasks], dtype=bool)
+        return cls(tuple(tasks), np.where(binary, 0.0, mean), np.where(binary, 1.0, std))
 
     def to_dict(self) -> dict[str, Any]:
         return {"tasks": list(self.tasks), "mean": self.mean.tolist(), "std": self.std.tolist()}

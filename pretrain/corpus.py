@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ct_plugins.files import open_text
@@ -16,6 +16,7 @@ from ct_plugins.pretrain.formulas import normalize_formula
 from ct_plugins.pretrain.jarvis_datasets import JARVIS_DATASETS, jarvis_online_samples
 from ct_plugins.pretrain.samples import Sample
 from ct_plugins.pretrain.structure_files import structure_samples
+from ct_plugins.pretrain.targets import DERIVED_FROM, data_targets
 
 DATA_ENV = "CT_PLUGINS_DATA"  # overrides ../shared/data
 OQMD_TARGETS = {"ef": "formation_energy_per_atom", "eg": "band_gap"}
@@ -61,7 +62,7 @@ class CorpusSpec:
     bounds: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_BOUNDS))
     max_atoms: int = DEFAULT_MAX_ATOMS
     drop_sample_on_outlier: bool = True
-    targets: tuple[str, ...] = ("ef", "eg")
+    targets: tuple[str, ...] = ("ef", "eg")  # derived ones (metal) read their data label (eg)
     split_file: Path | None = None  # jarvis sources: keep only the split's `split_parts`
     split_parts: tuple[str, ...] = ("train",)
     cache: bool = True
@@ -146,6 +147,15 @@ SOURCES: dict[str, SourceLoader] = {
     "jarvis_dft_3d": _jarvis("dft_3d"),
 }
 ALIASES = {"mp": "mp_compositions", "megnet": "jarvis_megnet", "dft_3d": "jarvis_dft_3d"}
+SOURCE_LABELS = ("ef", "eg")  # what every SOURCES loader can label (a user file: its own columns)
+
+
+def unknown_targets(sources: Sequence[str], targets: Sequence[str]) -> list[str]:
+    """Targets that no source can provide, known before reading any data: only when every
+    source is built in (a user's .csv/.jsonl file may carry any column)."""
+    if any(ALIASES.get(s, s) not in SOURCES for s in sources):
+        return []
+    return [t for t in targets if t not in SOURCE_LABELS and t not in DERIVED_FROM]
 
 
 def build_corpus(
@@ -154,6 +164,7 @@ def build_corpus(
     """Load, clean and leakage-filter the corpus; the report says what was dropped and why
     (pass your own ``report`` to see which file was being read when a load fails)."""
     spec = spec or CorpusSpec()
+    spec = replace(spec, targets=data_targets(spec.targets))
     names = [ALIASES.get(s, s) for s in spec.sources]
     unknown = [s for s in names if s not in SOURCES and not Path(s).is_file()]
     if unknown:

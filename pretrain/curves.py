@@ -3,7 +3,8 @@
     .venv/bin/python -m ct_plugins.pretrain.curves RUN_DIR OUT.png [--title TEXT]
 
 Reads ``RUN_DIR/history.json`` (written after every epoch), so it also plots a run that is
-still going. One panel per task (``ef@mp_structures``, ``eg@oqmd``, ...), in target units.
+still going. One panel per task (``ef@mp_structures``, ``eg@oqmd``, ...), in target units; a
+binary task (``metal@mp_structures``) is plotted as accuracy.
 """
 
 from __future__ import annotations
@@ -21,30 +22,43 @@ def read_history(run_dir: Path) -> list[dict]:
     return json.loads(path.read_text())
 
 
+def panels(history: list[dict]) -> list[tuple[str, str]]:
+    """(task, metric) per panel: every task with a validation MAE, then every task with a
+    validation accuracy (histories without binary tasks have no ``val_accuracy``)."""
+    return [(task, metric) for metric in ("mae", "accuracy")
+            for task in sorted({t for row in history for t in row.get(f"val_{metric}", {})})]
+
+
+def _ylabel(task: str, metric: str) -> str:
+    if metric == "accuracy":
+        return "accuracy"
+    return "MAE (eV/atom)" if task.startswith("ef") else "MAE (eV)"
+
+
 def plot_curves(history: list[dict], out: Path, title: str = "") -> Path:
-    """One panel per task: train (dashed) and validation (solid) MAE against the epoch."""
+    """One panel per task: train (dashed) and validation (solid) MAE, or accuracy, per epoch."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tasks = sorted({t for row in history for t in row["val_mae"]})
-    if not tasks:
+    shown = panels(history)
+    if not shown:
         raise ValueError("the history has no epochs yet")
-    cols = min(3, len(tasks))
-    rows = -(-len(tasks) // cols)
+    cols = min(3, len(shown))
+    rows = -(-len(shown) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
     epochs = [row["epoch"] for row in history]
-    for ax, task in zip(axes.flat, tasks):
-        for split, style in (("train_mae", "--"), ("val_mae", "-")):
-            ax.plot(epochs, [row[split].get(task, float("nan")) for row in history], style, marker=".",
-                    label=split.removesuffix("_mae"))
+    for ax, (task, metric) in zip(axes.flat, shown):
+        for split, style in (("train", "--"), ("val", "-")):
+            ax.plot(epochs, [row.get(f"{split}_{metric}", {}).get(task, float("nan")) for row in history],
+                    style, marker=".", label=split)
         ax.set_title(task)
         ax.set_xlabel("epoch")
-        ax.set_ylabel("MAE (eV/atom)" if task.startswith("ef") else "MAE (eV)")
+        ax.set_ylabel(_ylabel(task, metric))
         ax.grid(alpha=0.3)
         ax.legend()
-    for ax in list(axes.flat)[len(tasks):]:
+    for ax in list(axes.flat)[len(shown):]:
         ax.set_visible(False)
     fig.suptitle(title or f"CT pretraining: {len(history)} epochs")
     fig.tight_layout()

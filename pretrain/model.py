@@ -4,7 +4,8 @@ Per atom, a one-hot element vector over Z 1..100 goes through ``Linear(100, C)``
 column of element Z plus the bias *is* that element's C-dim embedding) and the Cartesian
 coordinates through ``Linear(3, C)``; the two are concatenated to d_model = 2C and fed to a
 standard Transformer encoder without positional encoding (atoms are a set). The first token's
-output is read out and one small MLP head per task predicts a standardised target.
+output is read out and one small MLP head per task predicts a standardised target (or, for a
+binary target such as ``metal``, a logit).
 
 Composition mode: a sample without coordinates has its whole coordinate branch set to zero, so
 only the element embedding carries information; one batch may mix both kinds of sample.
@@ -33,6 +34,9 @@ class CTConfig:
     ff_dim: int = 512
     dropout: float = 0.1
     head_hidden: int = 128
+    # Hidden layers of every head's MLP: more capacity for a head (Eg) without touching the
+    # encoder; 1 is the v1/v2 head (same parameter names, so their checkpoints load unchanged).
+    head_layers: int = 1
     tasks: tuple[str, ...] = field(default_factory=lambda: ("ef",))
     # "first": the paper's readout of token 0 (depends on which atom comes first: the data side
     # orders atoms, the augmenter may shuffle them); "mean": order-invariant masked mean.
@@ -42,6 +46,11 @@ class CTConfig:
     # dividing by a length scale keeps both branches comparable (v1 tables: False / 1.0).
     center_coords: bool = False
     coord_scale: float = 1.0  # Å
+
+    def __post_init__(self) -> None:
+        """A --config file's value fails here, before any data is read."""
+        if not (isinstance(self.head_layers, int) and self.head_layers >= 1):
+            raise ValueError(f"head_layers must be an integer >= 1, not {self.head_layers!r}")
 
     @property
     def d_model(self) -> int:
@@ -76,11 +85,10 @@ class CrystalTransformer(nn.Module):
 
     @staticmethod
     def _head(config: CTConfig) -> nn.Module:
-        return nn.Sequential(
-            nn.Linear(config.d_model, config.head_hidden),
-            nn.SiLU(),
-            nn.Linear(config.head_hidden, 1),
-        )
+        layers: list[nn.Module] = [nn.Linear(config.d_model, config.head_hidden), nn.SiLU()]
+        for _ in range(config.head_layers - 1):
+            layers += [nn.Linear(config.head_hidden, config.head_hidden), nn.SiLU()]
+        return nn.Sequential(*layers, nn.Linear(config.head_hidden, 1))
 
     def element_rows(self) -> torch.Tensor:
         """(MAX_Z, C): row Z-1 is W[:, Z-1] + b, the embedding of element Z."""
@@ -110,7 +118,7 @@ class CrystalTransformer(nn.Module):
         return (hidden * keep).sum(1) / keep.sum(1).clamp(min=1.0)
 
     def forward(self, z: torch.Tensor, coords: torch.Tensor, has_coords: torch.Tensor) -> torch.Tensor:
-        """Standardised predictions (B, n_tasks), columns in ``config.tasks`` order."""
+        """Standardised predictions (logits for binary tasks) (B, n_tasks), in ``config.tasks`` order."""
         pooled = self.encode(z, coords, has_coords)
         return torch.cat([self.heads[task](pooled) for task in self.config.tasks], dim=-1)
 

@@ -13,6 +13,7 @@ from ct_plugins.arguments import COUNT, SEED, positive
 from ct_plugins.errors import InputError
 from ct_plugins.hookspecs import hookimpl
 from ct_plugins.pretrain.cleaning import DEFAULT_MAX_ATOMS
+from ct_plugins.pretrain.targets import METAL_GAP_EV
 
 
 @hookimpl
@@ -43,9 +44,13 @@ def _add_pretrain(subparsers: argparse._SubParsersAction) -> None:
                    help="comma-separated corpora or files, e.g. mp,oqmd,cmr (see pretrain/corpus.py)")
     p.add_argument("--data-root", default=None,
                    help="folder with the shared data sets (default: ../shared/data from the repo)")
-    p.add_argument("--targets", default="ef,eg", help="comma-separated targets (default: ef,eg)")
+    p.add_argument("--targets", default=None,
+                   help="comma-separated targets (default: the --config file's, else ef,eg); 'metal' adds "
+                   "a metal/non-metal classification head (BCE) labelled from each sample's eg "
+                   f"(metal: eg <= {METAL_GAP_EV} eV)")
     p.add_argument("--weights", default=None,
-                   help="comma-separated loss weights, one per target (default: all 1)")
+                   help="comma-separated loss weights >= 0, one per target (default: all 1, or the "
+                   "--config file's with its targets)")
     p.add_argument("--epochs", type=COUNT, default=None, help="epochs of the schedule (default: config)")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--config", default=None,
@@ -93,9 +98,12 @@ def build_config(args: argparse.Namespace) -> Any:
         config = PretrainConfig.from_json(args.config) if args.config else PretrainConfig()
     except (OSError, ValueError, TypeError) as error:  # unreadable, bad JSON, unknown fields
         raise InputError(f"--config {args.config}: {error}") from error
-    targets = tuple(t.strip() for t in args.targets.split(",") if t.strip())
+    # A recipe's --config may name its targets and weights; the command line overrides them.
+    given = args.targets is not None
+    targets = tuple(t.strip() for t in args.targets.split(",") if t.strip()) if given else config.train.targets
     try:
-        weights = tuple(float(w) for w in args.weights.split(",")) if args.weights else (1.0,) * len(targets)
+        weights = (tuple(float(w) for w in args.weights.split(",")) if args.weights
+                   else (1.0,) * len(targets) if given else config.train.weights)
     except ValueError as error:
         raise InputError(f"--weights {args.weights!r}: expected comma-separated numbers") from error
     if len(weights) != len(targets):
@@ -210,14 +218,27 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     check_run_folder(Path(args.out), args.resume)  # before minutes of corpus loading
     config = build_config(args)
+    check_targets(args.data, config.train.targets)  # before minutes of corpus loading
     samples, provenance = load_samples(args, config.train.targets, config.train.seed)
     metrics = pretrain(
         samples, config, args.out, resume=args.resume,
         budget=Budget(args.max_minutes, args.stop_after), augment=Augmenter(),
         provenance={"data": provenance, "runtime": runtime_versions()},
     )
-    print(f"metrics written to {Path(args.out) / 'metrics.json'}: test MAE {metrics['test_mae']}")
+    accuracy = f"; test accuracy {metrics['test_accuracy']}" if "test_accuracy" in metrics else ""
+    print(f"metrics written to {Path(args.out) / 'metrics.json'}: test MAE {metrics['test_mae']}{accuracy}")
     return 0
+
+
+def check_targets(data: str, targets: tuple[str, ...]) -> None:
+    from ct_plugins.pretrain.corpus import SOURCE_LABELS, unknown_targets
+    from ct_plugins.pretrain.targets import DERIVED_FROM
+
+    unknown = unknown_targets([s.strip() for s in data.split(",") if s.strip()], targets)
+    if unknown:
+        raise InputError(f"--targets: unknown target(s) {', '.join(unknown)} for --data {data}; "
+                         f"known: {', '.join([*SOURCE_LABELS, *DERIVED_FROM])} "
+                         "(a .csv/.jsonl corpus file may add its own columns)")
 
 
 def check_run_folder(out: Path, resume: bool) -> None:

@@ -3,8 +3,9 @@
 One call of :func:`pretrain` trains until ``train.epochs`` (or a time / epoch budget), writing
 into the run directory: ``last.pt`` (everything needed to continue bit-for-bit), ``best.pt``
 (best validation score), ``history.json`` (per-epoch MAE in target units) and ``metrics.json``
-(test MAE of the best checkpoint). Under ``torchrun`` each process takes every world-th batch
-and DistributedDataParallel (gloo) averages gradients.
+(test MAE of the best checkpoint); a binary target (``metal``) is reported as accuracy and BCE
+(``*_accuracy``, ``*_bce``) beside them. Under ``torchrun`` each process takes every world-th
+batch and DistributedDataParallel (gloo) averages gradients.
 """
 
 from __future__ import annotations
@@ -34,11 +35,13 @@ from ct_plugins.pretrain.batching import (
     discover_tasks,
     has_target,
     padding_fraction,
+    sample_task_values,
     split_by_formula,
     task_target,
 )
 from ct_plugins.pretrain.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint, write_json_atomic
 from ct_plugins.pretrain.model import CrystalTransformer, CTConfig
+from ct_plugins.pretrain.targets import DERIVED_FROM, METAL, METAL_GAP_EV, is_binary
 
 Augment = Callable[[SampleLike, np.random.Generator], SampleLike]
 
@@ -72,6 +75,10 @@ class TrainConfig:
               (("val_fraction", self.val_fraction), ("test_fraction", self.test_fraction),
                ("warmup_fraction", self.warmup_fraction)) if not 0 <= v < 1),
         ]
+        if not self.targets or len(set(self.targets)) != len(self.targets):
+            problems.append(f"targets must be distinct and at least one (got {list(self.targets)})")
+        if len(self.weights) != len(self.targets):
+            problems.append(f"{len(self.targets)} targets {list(self.targets)} but {len(self.weights)} weights")
         if any(w < 0 for w in self.weights) or not any(w > 0 for w in self.weights):
             problems.append(f"weights must be >= 0 with one > 0 (got {list(self.weights)})")
         if problems:
@@ -157,17 +164,19 @@ class Distributed:
 
 # --- metrics ------------------------------------------------------------------------------------
 class MaeMeter:
-    """Mean absolute error per task, in target units."""
+    """Mean absolute error per regression task, in target units (binary tasks have no MAE)."""
 
     def __init__(self, scaler: TargetScaler) -> None:
         self.scaler = scaler
+        self.regression = torch.tensor([not is_binary(t) for t in scaler.tasks], dtype=torch.bool)
         self.abs_sum = np.zeros(len(scaler.tasks))
         self.count = np.zeros(len(scaler.tasks))
 
     def add(self, prediction: torch.Tensor, batch: Batch) -> None:
-        error = (prediction.detach() - batch.targets).abs() * batch.present
+        present = batch.present & self.regression
+        error = (prediction.detach() - batch.targets).abs() * present
         self.abs_sum += error.sum(0).double().numpy() * self.scaler.std
-        self.count += batch.present.sum(0).double().numpy()
+        self.count += present.sum(0).double().numpy()
 
     def result(self, dist: Distributed | None = None) -> dict[str, float]:
         totals = np.concatenate([self.abs_sum, self.count])
@@ -178,18 +187,84 @@ class MaeMeter:
         }
 
 
+class BinaryMeter:
+    """Accuracy (logit > 0 means class 1, e.g. metal) and mean BCE per binary task."""
+
+    def __init__(self, tasks: Sequence[str]) -> None:
+        self.tasks = tuple(tasks)
+        self.binary = torch.tensor([is_binary(t) for t in tasks], dtype=torch.bool)
+        self.correct = np.zeros(len(tasks))
+        self.bce_sum = np.zeros(len(tasks))
+        self.count = np.zeros(len(tasks))
+
+    def add(self, prediction: torch.Tensor, batch: Batch) -> None:
+        present = batch.present & self.binary
+        logits = prediction.detach()
+        right = ((logits > 0).to(batch.targets.dtype) == batch.targets) & present
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, batch.targets, reduction="none")
+        self.correct += right.sum(0).double().numpy()
+        self.bce_sum += (bce * present).sum(0).double().numpy()
+        self.count += present.sum(0).double().numpy()
+
+    def result(self, dist: Distributed | None = None) -> tuple[dict[str, float], dict[str, float]]:
+        """(accuracy, mean BCE) per binary task that had samples."""
+        totals = np.concatenate([self.correct, self.bce_sum, self.count])
+        totals = dist.sum(totals) if dist else totals
+        correct, bce, count = np.split(totals, 3)
+        seen = [(i, t) for i, t in enumerate(self.tasks) if count[i]]
+        return ({t: float(correct[i] / count[i]) for i, t in seen}, {t: float(bce[i] / count[i]) for i, t in seen})
+
+
+@dataclass
+class TaskScores:
+    """One pass over a split: MAE (target units) of the regression tasks and, when the run has
+    binary tasks, their accuracy and mean BCE (None without binary tasks)."""
+
+    mae: dict[str, float]
+    accuracy: dict[str, float] | None = None
+    bce: dict[str, float] | None = None
+
+    def fields(self, prefix: str) -> dict[str, dict[str, float]]:
+        """``{prefix}_mae`` (and ``_accuracy``, ``_bce``) entries for history and metrics: a run
+        without binary tasks writes exactly the keys it always wrote."""
+        found = {"mae": self.mae, "accuracy": self.accuracy, "bce": self.bce}
+        return {f"{prefix}_{name}": value for name, value in found.items() if value is not None}
+
+
+class TaskMeter:
+    """MAE of the regression tasks and accuracy / BCE of the binary ones, in one pass."""
+
+    def __init__(self, scaler: TargetScaler) -> None:
+        self.mae = MaeMeter(scaler)
+        self.binary = BinaryMeter(scaler.tasks) if any(is_binary(t) for t in scaler.tasks) else None
+
+    def add(self, prediction: torch.Tensor, batch: Batch) -> None:
+        self.mae.add(prediction, batch)
+        if self.binary is not None:
+            self.binary.add(prediction, batch)
+
+    def result(self, dist: Distributed | None = None) -> TaskScores:
+        if self.binary is None:
+            return TaskScores(self.mae.result(dist))
+        return TaskScores(self.mae.result(dist), *self.binary.result(dist))
+
+
 @torch.no_grad()
-def evaluate_mae(predict: Callable[[Batch], torch.Tensor], samples: Sequence[SampleLike],
-                 scaler: TargetScaler, per_source_heads: bool, batch_size: int) -> dict[str, float]:
-    """MAE per task in target units of ``predict`` over ``samples``, in length-sorted batches."""
-    if not samples:
-        return {}
-    meter = MaeMeter(scaler)
+def evaluate_tasks(predict: Callable[[Batch], torch.Tensor], samples: Sequence[SampleLike],
+                   scaler: TargetScaler, per_source_heads: bool, batch_size: int) -> TaskScores:
+    """Scores per task of ``predict`` over ``samples``, in length-sorted batches."""
+    meter = TaskMeter(scaler)
     order = np.argsort([len(s.z) for s in samples], kind="stable")
     for start in range(0, len(order), batch_size):
         batch = collate([samples[i] for i in order[start : start + batch_size]], scaler, per_source_heads)
         meter.add(predict(batch), batch)
     return meter.result()
+
+
+def evaluate_mae(predict: Callable[[Batch], torch.Tensor], samples: Sequence[SampleLike],
+                 scaler: TargetScaler, per_source_heads: bool, batch_size: int) -> dict[str, float]:
+    """MAE per regression task in target units of ``predict`` over ``samples``."""
+    return evaluate_tasks(predict, samples, scaler, per_source_heads, batch_size).mae
 
 
 def masked_l1(prediction: torch.Tensor, batch: Batch, task_weights: torch.Tensor) -> torch.Tensor:
@@ -199,12 +274,47 @@ def masked_l1(prediction: torch.Tensor, batch: Batch, task_weights: torch.Tensor
     return (per_task * task_weights).sum()
 
 
-def validation_score(mae: dict[str, float], scaler: TargetScaler, weights: dict[str, float]) -> float:
-    """Weighted mean of MAE / std over tasks: lower is better, comparable across targets."""
+def masked_loss(prediction: torch.Tensor, batch: Batch, task_weights: torch.Tensor,
+                binary: torch.Tensor) -> torch.Tensor:
+    """sum_i w_i * mean loss of task i over the samples that have task i: L1 on standardised
+    targets, BCE with logits where ``binary`` (a (T,) bool mask, e.g. the metal heads)."""
+    if not binary.any():  # no binary task: the very same arithmetic as masked_l1 (v1/v2 runs)
+        return masked_l1(prediction, batch, task_weights)
+    l1 = (prediction - batch.targets).abs()
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(prediction, batch.targets, reduction="none")
+    error = torch.where(binary, bce, l1) * batch.present
+    per_task = error.sum(0) / batch.present.sum(0).clamp(min=1)
+    return (per_task * task_weights).sum()
+
+
+def validation_score(mae: dict[str, float], scaler: TargetScaler, weights: dict[str, float],
+                     bce: dict[str, float] | None = None) -> float:
+    """Weighted mean of MAE / std over the regression tasks: lower is better, comparable across
+    targets. Binary tasks (metal) stay out, so best.pt is chosen by the same rule with or without
+    the metal term and an ablation compares like with like; only a run with no regression task
+    at all is scored by its weighted mean validation BCE."""
     terms = [
         weights[task_target(t)] * mae[t] / scaler.std[i] for i, t in enumerate(scaler.tasks) if t in mae
     ]
+    if not terms and bce:
+        terms = [weights[task_target(t)] * value for t, value in bce.items()]
     return float(sum(terms) / len(terms)) if terms else math.inf
+
+
+def unlabelled_targets(samples: Sequence[SampleLike], targets: Sequence[str]) -> list[str]:
+    """Why each target that no sample has is missing, one clause per target (empty: all present)."""
+    problems = []
+    for target in targets:
+        if any(has_target(s, target) for s in samples):
+            continue
+        if target in DERIVED_FROM:
+            problems.append(f"target {target!r} is derived from {DERIVED_FROM[target]} labels "
+                            f"({target} when {DERIVED_FROM[target]} <= {METAL_GAP_EV} eV) and no sample has one: "
+                            f"use data with band gaps (mp_compositions, mp_structures, oqmd, cmr) or drop {target}")
+        else:
+            problems.append(f"no sample has target {target!r}: the built-in corpora label ef and eg "
+                            f"({METAL} is derived from eg); a .csv/.jsonl corpus file may add its own columns")
+    return problems
 
 
 # --- the run --------------------------------------------------------------------------------------
@@ -243,7 +353,10 @@ class Trainer:
         self.augment = augment
         tc = config.train
         if len(tc.weights) != len(tc.targets):
-            raise ValueError(f"{len(tc.targets)} targets but {len(tc.weights)} weights")
+            raise InputError(f"{len(tc.targets)} targets but {len(tc.weights)} weights")
+        problems = unlabelled_targets(samples, tc.targets)
+        if problems:
+            raise InputError("; ".join(problems))
         torch.manual_seed(tc.seed)
         # A sample with none of the targets would only cost compute: every loss term masks it.
         samples = [s for s in samples if any(has_target(s, t) for t in tc.targets)]
@@ -259,6 +372,7 @@ class Trainer:
         weight_of = dict(zip(tc.targets, tc.weights))
         self.target_weights = weight_of
         self.task_weights = torch.tensor([weight_of[task_target(t)] for t in tasks], dtype=torch.float32)
+        self.binary_tasks = torch.tensor([is_binary(t) for t in tasks], dtype=torch.bool)
         self.model = CrystalTransformer(self.config.model)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
         self.steps_per_epoch = max(1, math.ceil(len(self.train_set) / tc.batch_size) // self.dist.world)
@@ -271,17 +385,18 @@ class Trainer:
         atoms: Counter[int] = Counter()
         for sample in self.train_set:
             atoms.update(int(z) for z in sample.z)
-        return {
+        provenance = {
             "split_sizes": {k: len(v) for k, v in splits.items()},
             "element_counts": {symbol(z): n for z, n in sorted(atoms.items())},
             "task_counts": {
                 t: int(c) for t, c in zip(self.scaler.tasks, self._task_counts(self.train_set))
             },
         }
+        if METAL in self.config.train.targets:  # the label's definition travels with the table
+            provenance["metal_gap_ev"] = METAL_GAP_EV
+        return provenance
 
     def _task_counts(self, samples: Sequence[SampleLike]) -> np.ndarray:
-        from ct_plugins.pretrain.batching import sample_task_values
-
         per_source = self.config.train.per_source_heads
         return sum(sample_task_values(s, self.scaler.tasks, per_source)[1].astype(int) for s in samples)
 
@@ -304,7 +419,7 @@ class Trainer:
 
     def resume(self, run_dir: Path) -> None:
         checkpoint = load_checkpoint(Path(run_dir) / LAST)
-        changed = config_changes(checkpoint["config"], self.config.to_dict())
+        changed = config_changes(with_defaults(checkpoint["config"]), self.config.to_dict())
         if changed:
             raise InputError(f"{run_dir}: cannot resume, the config differs in {'; '.join(changed)}; "
                              "resume with the same data and config (only --epochs may grow)")
@@ -338,10 +453,10 @@ class Trainer:
             if stopped:
                 break
             epoch_start = time.monotonic()
-            train_mae = self._train_epoch(model)
-            val_mae = self.evaluate(self.val_set)
+            train_scores = self._train_epoch(model)
+            val_scores = self.evaluate(self.val_set)
             seconds = time.monotonic() - epoch_start
-            self._finish_epoch(train_mae, val_mae, seconds)
+            self._finish_epoch(train_scores, val_scores, seconds)
             epochs_this_call += 1
         metrics = self._final_metrics(stopped)
         self.dist.barrier()
@@ -375,21 +490,21 @@ class Trainer:
         batches = batches[: self.steps_per_epoch * self.dist.world]
         return batches[self.dist.rank :: self.dist.world]
 
-    def _train_epoch(self, model: torch.nn.Module) -> dict[str, float]:
+    def _train_epoch(self, model: torch.nn.Module) -> TaskScores:
         from tqdm import tqdm
 
         tc = self.config.train
         epoch = self.state.epoch
         rng = np.random.default_rng([tc.seed, epoch, 1 + self.dist.rank])
         batches = self._epoch_batches(epoch)
-        meter = MaeMeter(self.scaler)
+        meter = TaskMeter(self.scaler)
         model.train()
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not self.dist.main,
                    mininterval=1.0 if sys.stderr.isatty() else 30.0, leave=False)
         for indices in bar:
             batch = self._collate([self.train_set[i] for i in indices], rng)
             prediction = model(batch.z, batch.coords, batch.has_coords)
-            loss = masked_l1(prediction, batch, self.task_weights)
+            loss = masked_loss(prediction, batch, self.task_weights, self.binary_tasks)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
@@ -406,23 +521,23 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, samples: Sequence[SampleLike],
-                 predict: Callable[[Batch], torch.Tensor] | None = None) -> dict[str, float]:
-        """MAE per task in target units (of the model, or of ``predict``); deterministic batches
-        sorted by length."""
+                 predict: Callable[[Batch], torch.Tensor] | None = None) -> TaskScores:
+        """MAE per task in target units, accuracy and BCE per binary task (of the model, or of
+        ``predict``); deterministic batches sorted by length."""
         self.model.eval()
         predict = predict or (lambda batch: self.model(batch.z, batch.coords, batch.has_coords))
-        return evaluate_mae(predict, samples, self.scaler, self.config.train.per_source_heads,
-                            self.config.train.eval_batch_size)
+        return evaluate_tasks(predict, samples, self.scaler, self.config.train.per_source_heads,
+                              self.config.train.eval_batch_size)
 
-    def _finish_epoch(self, train_mae: dict[str, float], val_mae: dict[str, float], seconds: float) -> None:
+    def _finish_epoch(self, train: TaskScores, val: TaskScores, seconds: float) -> None:
         self.state.epoch += 1
         self.state.seconds += seconds
-        score = validation_score(val_mae, self.scaler, self.target_weights)
+        score = validation_score(val.mae, self.scaler, self.target_weights, val.bce)
         improved = score < self.state.best_score
         if improved:
             self.state.best_score, self.state.best_epoch = score, self.state.epoch
         self.state.history.append({
-            "epoch": self.state.epoch, "train_mae": train_mae, "val_mae": val_mae,
+            "epoch": self.state.epoch, **train.fields("train"), **val.fields("val"),
             "val_score": score, "lr": self.scheduler.get_last_lr()[0], "seconds": seconds,
         })
         if self.dist.main:
@@ -430,21 +545,36 @@ class Trainer:
                 save_checkpoint(self._payload(full=False), self.out_dir / BEST)
             save_checkpoint(self._payload(full=True), self.out_dir / LAST)
             write_json_atomic(self.state.history, self.out_dir / "history.json")
-            self._log(f"epoch {self.state.epoch}: train MAE {_fmt(train_mae)} | val MAE {_fmt(val_mae)}"
-                      f" | {seconds:.0f}s{' *best*' if improved else ''}")
+            self._log(f"epoch {self.state.epoch}: train MAE {_fmt(train.mae)} | val MAE {_fmt(val.mae)}"
+                      + (f" | val accuracy {_fmt(val.accuracy)}" if val.accuracy is not None else "")
+                      + f" | {seconds:.0f}s{' *best*' if improved else ''}")
         self.dist.barrier()
+
+    def _training_mean_predictor(self) -> Callable[[Batch], torch.Tensor]:
+        """The baseline: every task's training mean, 0 in standardised units for a regression
+        task and, for a binary one, the logit of its training share of class 1 (the majority
+        class is predicted)."""
+        mean = torch.zeros(len(self.scaler.tasks))
+        if self.binary_tasks.any():
+            per_source = self.config.train.per_source_heads
+            pairs = [sample_task_values(s, self.scaler.tasks, per_source) for s in self.train_set]
+            share = sum(v for v, _ in pairs) / np.maximum(sum(p for _, p in pairs), 1)
+            share = np.clip(share, 1e-6, 1 - 1e-6)
+            logits = torch.as_tensor(np.log(share / (1 - share)), dtype=torch.float32)
+            mean = torch.where(self.binary_tasks, logits, mean)
+        return lambda batch: mean.expand_as(batch.targets)
 
     def _final_metrics(self, stopped: str | None) -> dict[str, Any]:
         best_path = self.out_dir / BEST
         if best_path.is_file():
             self.model.load_state_dict(load_checkpoint(best_path)["model"])
-        test_mae = self.evaluate(self.test_set)
+        test = self.evaluate(self.test_set)
+        best_row = self.state.history[self.state.best_epoch - 1] if self.state.best_epoch else {}
         metrics = {
-            "test_mae": test_mae,
-            # the baseline every MAE is read against: the training mean (0 in standardised units)
-            "mean_predictor_test_mae": self.evaluate(self.test_set, lambda batch: torch.zeros_like(batch.targets)),
-            "val_mae_best": self.state.history[self.state.best_epoch - 1]["val_mae"]
-            if self.state.best_epoch else {},
+            **test.fields("test"),
+            # the baseline every score is read against: the training mean (majority class for metal)
+            **self.evaluate(self.test_set, self._training_mean_predictor()).fields("mean_predictor_test"),
+            **{f"{key}_best": best_row.get(key, {}) for key in test.fields("val")},
             "best_epoch": self.state.best_epoch,
             "completed_epochs": self.state.epoch,
             "planned_epochs": self.config.train.epochs,
@@ -461,7 +591,8 @@ class Trainer:
         }
         if self.dist.main:
             write_json_atomic(metrics, self.out_dir / "metrics.json")
-            self._log(f"test MAE (best epoch {self.state.best_epoch}): {_fmt(test_mae)}"
+            self._log(f"test MAE (best epoch {self.state.best_epoch}): {_fmt(test.mae)}"
+                      + (f"; test accuracy {_fmt(test.accuracy)}" if test.accuracy is not None else "")
                       + (f"; stopped early: {stopped}" if stopped else ""))
             if best_path.is_file():  # export needs the final metrics beside the best weights
                 best = load_checkpoint(best_path)
@@ -481,6 +612,15 @@ def config_changes(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
     keys = sorted((set(flat_saved) | set(flat_now)) - {"train.epochs"})
     return [f"{k}: {flat_saved.get(k)} -> {flat_now.get(k)}" for k in keys
             if flat_saved.get(k) != flat_now.get(k)]
+
+
+def with_defaults(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved config with the fields added since it was written at their defaults, which keep
+    the old behaviour (``model.head_layers`` = 1): older runs stay resumable."""
+    try:
+        return PretrainConfig.from_dict(saved).to_dict()
+    except (TypeError, ValueError):  # not a config this version can read: compare it as it is
+        return saved
 
 
 def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from ct_plugins.pretrain.batching import TargetScaler
 from ct_plugins.pretrain.checkpoint import BEST, LAST, load_checkpoint
 from ct_plugins.pretrain.export import table_from_checkpoint
 from ct_plugins.pretrain.model import CTConfig
@@ -188,7 +189,7 @@ def test_two_process_ddp(data_root, tmp_path):
     script = Path(__file__).with_name("ddp_ranks.py")  # ct pretrain, saving every rank's weights
     result = subprocess.run(
         [str(torchrun), "--standalone", "--nproc_per_node", "2", str(script), "pretrain",
-         "--data", "mp_compositions", "--data-root", str(data_root), "--epochs", "1",
+         "--data", "mp_compositions", "--data-root", str(data_root), "--epochs", "1", "--targets", "ef,eg,metal",
          "--config", str(config), "--out", str(run)],
         capture_output=True, text=True, timeout=300,
     )
@@ -196,6 +197,9 @@ def test_two_process_ddp(data_root, tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["processes"] == 2 and metrics["completed_epochs"] == 1
     assert set(metrics["test_mae"]) == {"ef@mp_compositions", "eg@mp_compositions"}
+    assert set(metrics["test_accuracy"]) == {"metal@mp_compositions"}
+    history = json.loads((run / "history.json").read_text())  # train accuracy: summed over both processes
+    assert 0 <= history[0]["train_accuracy"]["metal@mp_compositions"] <= 1
     ranks = [torch.load(run / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
     trained = load_checkpoint(run / LAST)["model"]
     for key, tensor in ranks[0].items():  # DDP keeps every replica identical after each step
@@ -234,3 +238,84 @@ def test_resume_refuses_a_checkpoint_that_runs_code(data_root, tmp_path, ct):
                 "--out", str(tmp_path / "run"), "--resume", check=False)
     assert result.returncode == 2 and "last.pt: not safe to load" in result.stderr
     assert "Traceback" not in result.stderr and not marker.exists()
+
+
+# --- the metal/non-metal term --------------------------------------------------------------------
+def metal_config(epochs: int) -> PretrainConfig:
+    return PretrainConfig(CTConfig(**TINY_MODEL), TrainConfig(targets=("ef", "eg", "metal"), weights=(1.0, 1.0, 0.5),
+                                                            epochs=epochs, batch_size=32))
+
+
+def test_metal_run_reports_accuracy_keeps_mae_selection_and_resumes(samples, tmp_path, one_thread):
+    from ct_plugins.pretrain.curves import main as curves
+    from ct_plugins.pretrain.train import validation_score
+
+    straight, chunked = tmp_path / "straight", tmp_path / "chunked"
+    pretrain(samples, metal_config(2), straight)
+    pretrain(samples, metal_config(2), chunked, budget=Budget(stop_after_epochs=1))
+    pretrain(samples, metal_config(2), chunked, resume=True)
+    a, b = load_checkpoint(straight / LAST), load_checkpoint(chunked / LAST)
+    assert all(torch.equal(tensor, b["model"][key]) for key, tensor in a["model"].items())
+    metal = {"metal@mp_compositions", "metal@oqmd"}
+    assert metal <= set(a["config"]["model"]["tasks"]) and a["provenance"]["metal_gap_ev"] == 1e-3
+    history = json.loads((chunked / "history.json").read_text())
+    for row in history:
+        assert set(row["val_accuracy"]) == set(row["train_accuracy"]) == set(row["val_bce"]) == metal
+        assert all(0 <= v <= 1 for v in row["val_accuracy"].values())
+        assert not metal & set(row["val_mae"])  # accuracy is no MAE
+    metrics = json.loads((straight / "metrics.json").read_text())
+    assert set(metrics["test_accuracy"]) <= metal and set(metrics["mean_predictor_test_accuracy"]) == set(
+        metrics["test_accuracy"])
+    assert set(metrics["val_accuracy_best"]) == metal and not metal & set(metrics["test_mae"])
+    # best.pt is chosen by MAE alone: the score is the one of the regression tasks.
+    scaler = TargetScaler.from_dict(a["scaler"])
+    weights = {"ef": 1.0, "eg": 1.0, "metal": 0.5}
+    assert history[0]["val_score"] == pytest.approx(validation_score(history[0]["val_mae"], scaler, weights))
+    assert curves([str(chunked), str(tmp_path / "curves.png")]) == 0
+
+
+def test_runs_without_metal_write_what_they_did_and_old_checkpoints_resume(samples, tmp_path, one_thread):
+    from ct_plugins.pretrain.checkpoint import save_checkpoint
+
+    first = pretrain(samples, tiny_config(1), tmp_path)
+    assert not [k for k in first if "accuracy" in k or "bce" in k]
+    assert set(json.loads((tmp_path / "history.json").read_text())[0]) == {
+        "epoch", "train_mae", "val_mae", "val_score", "lr", "seconds"}
+    assert "metal_gap_ev" not in load_checkpoint(tmp_path / LAST)["provenance"]
+    # A last.pt written before model.head_layers existed still resumes.
+    old = load_checkpoint(tmp_path / LAST)
+    del old["config"]["model"]["head_layers"]
+    save_checkpoint(old, tmp_path / LAST)
+    assert pretrain(samples, tiny_config(2), tmp_path, resume=True)["completed_epochs"] == 2
+
+
+def test_cli_metal_target_and_its_errors(data_root, tmp_path, ct):
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY_CONFIG))
+    common = ("--data-root", str(data_root), "--epochs", "1", "--config", str(config))
+    result = ct("pretrain", "--data", "mp_compositions,oqmd", "--targets", "ef,eg,metal", "--weights", "1,1,0.5",
+                *common, "--out", str(tmp_path / "run"))
+    assert "val accuracy metal@mp_compositions=" in result.stdout and "test accuracy" in result.stdout
+    # The v3 recipe names its targets and weights; without --targets the command takes them.
+    recipe = json.loads((Path(__file__).parents[1] / "pretrain" / "recipes" / "ct_small_v3_metal.json").read_text())
+    assert recipe["train"]["targets"] == ["ef", "eg", "metal"] and recipe["train"]["weights"][2] == 0.5
+    tiny_recipe = tmp_path / "tiny_v3.json"
+    tiny_recipe.write_text(json.dumps({"model": TINY_MODEL, "train": {**recipe["train"], "batch_size": 32}}))
+    ct("pretrain", "--data", "mp_compositions", "--data-root", str(data_root), "--epochs", "1",
+       "--config", str(tiny_recipe), "--out", str(tmp_path / "recipe"))
+    train = load_checkpoint(tmp_path / "recipe" / LAST)["config"]["train"]
+    assert (train["targets"], train["weights"]) == (["ef", "eg", "metal"], [1.0, 1.0, 0.5])
+    no_gaps = tmp_path / "ef_only.csv"
+    no_gaps.write_text("formula,ef\nNaCl,-2.1\nMgO,-3.0\nFe,0.0\nSiO2,-3.1\n")
+    errors = {
+        ("--data", "mp_compositions", "--targets", "ef,foo"): "unknown target(s) foo for --data mp_compositions",
+        ("--data", str(no_gaps), "--targets", "ef,foo"): "no sample has target 'foo'",
+        ("--data", str(no_gaps), "--targets", "ef,metal"): "target 'metal' is derived from eg labels",
+        ("--data", "mp_compositions", "--targets", "ef,metal", "--weights", "1,-0.5"): "weights must be >= 0",
+        ("--data", "mp_compositions", "--targets", "eg,metal,eg"): "targets must be distinct",
+    }
+    for n, (args, message) in enumerate(errors.items()):
+        failed = ct("pretrain", *args, *common, "--out", str(tmp_path / f"bad{n}"), check=False)
+        assert failed.returncode == 2 and message in failed.stderr, (args, failed.stderr)
+        errors = [line for line in failed.stderr.splitlines() if line.startswith("ct: error:")]
+        assert len(errors) == 1 and message in errors[0] and "Traceback" not in failed.stderr
