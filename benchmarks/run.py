@@ -122,19 +122,24 @@ def changed_since(cached: dict, cfg, table: str) -> list[str]:
 def run_experiment(exp: Experiment, scale: Scale, upstreams: set[str], seeds: tuple[int, ...],
                    work: Path, tasks: tuple[str, ...] | None = None,
                    upstream_seeds: dict[str, tuple[int, ...]] | None = None,
-                   ct_checkpoint: str | None = None) -> dict:
+                   ct_checkpoint: str | None = None, cached_only: bool = False) -> dict:
     """Train every variant of `upstreams` on every task and seed; `upstream_seeds` overrides the
     seeds of a slow back-end (e.g. 5 seeds for CGCNN, 3 for ALIGNN); `ct_checkpoint` fills the
-    CT-encoder variants (skipped, with the reason printed, without one)."""
+    CT-encoder variants (skipped, with the reason printed, without one). `cached_only`: train
+    nothing, report the runs that finished in `work` and list the others in ``missing``."""
     variants, skipped = with_checkpoint([v for v in exp.variants if v.upstream in upstreams], ct_checkpoint)
     seeds_of = {u: (upstream_seeds or {}).get(u, seeds)
                 for u in sorted({v.upstream for v in variants})}
-    runs, data = [], {}
+    runs, data, missing = [], {}, []
     for task_name in tasks or exp.tasks:
         prepared = prepare_task(task_name, scale, work)
         data[task_name] = {**asdict(prepared), "path": str(prepared.path), "formulas": len(prepared.formulas)}
         for variant in variants:
             for seed in seeds_of[variant.upstream]:
+                if cached_only and not (run_folder(work, task_name, variant, seed, scale.patience)
+                                        / "metrics.json").is_file():
+                    missing.append({"variant": variant.label, "task": task_name, "seed": seed})
+                    continue
                 split = _split_file(task_name, prepared, seed, work)
                 runs.append(_attempt(variant, task_name, prepared.path, seed, scale, work, split))
     return {
@@ -144,7 +149,7 @@ def run_experiment(exp: Experiment, scale: Scale, upstreams: set[str], seeds: tu
         "data": data,
         **code_provenance(), "scaled_down": scale.name != "paper",
         "method_b": method_b_metrics(variants, scale, work),
-        "skipped": skipped,
+        "skipped": skipped, "missing": missing,
         "runs": runs, "summary": summarise(exp, runs),
     }
 
@@ -285,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results are written")
     parser.add_argument("--work", type=Path, help="run folders, shared by the experiments of a "
                         "scale so identical runs train once (default: OUT/work/SCALE)")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="train nothing: report the runs already finished in --work (e.g. "
+                        "after an interrupted benchmark); the report lists the runs still missing")
     args = parser.parse_args(argv)
     scale = protocol_scale(SCALES[args.scale], args, parser)
     seeds = _seeds(args.seeds) if args.seeds else scale.seeds
@@ -304,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     if tasks and not set(tasks) <= set(exp.tasks):
         parser.error(f"--tasks: {exp.name} has tasks {', '.join(exp.tasks)}")
     result = run_experiment(exp, scale, upstreams, seeds, work, tasks,
-                            upstream_seeds, args.ct_checkpoint)
+                            upstream_seeds, args.ct_checkpoint, args.cached_only)
     paths = write_reports(result, args.out)
     print(paths["markdown"].read_text())
     print("written:", ", ".join(str(p) for p in paths.values()))

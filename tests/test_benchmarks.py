@@ -87,6 +87,17 @@ def test_a_slow_back_end_can_run_fewer_seeds(smoke_work):
         main(["perovskite", "--upstream-seeds", "cgcnn"])
 
 
+def test_cached_only_reports_the_finished_runs_and_lists_the_missing_ones(tmp_path, smoke_work):
+    finished = run_experiment(SLICE, SCALES["smoke"], {"cgcnn"}, (0,), smoke_work)
+    before = sorted(smoke_work.glob("oqmd-ef/cgcnn/*/seed*/metrics.json"))
+    result = run_experiment(SLICE, SCALES["smoke"], {"cgcnn"}, (0, 7), smoke_work, cached_only=True)
+    assert sorted(smoke_work.glob("oqmd-ef/cgcnn/*/seed*/metrics.json")) == before  # nothing trained
+    assert [r["test_mae"] for r in result["runs"]] == [r["test_mae"] for r in finished["runs"]]
+    assert {(m["variant"], m["seed"]) for m in result["missing"]} == {(v.label, 7) for v in SLICE.variants}
+    text = write_reports(result, tmp_path)["markdown"].read_text()
+    assert "- not yet run (report written with --cached-only): *CGCNN default* oqmd-ef seed 7" in text
+
+
 def test_a_filter_that_leaves_no_run_is_an_error_not_an_empty_report(tmp_path):
     with pytest.raises(SystemExit):  # the perovskite experiment has no ALIGNN variant
         main(["perovskite", "--scale", "smoke", "--upstreams", "alignn", "--out", str(tmp_path)])
