@@ -27,6 +27,7 @@ from benchmarks.experiments import CHECKPOINT_SLOT, EXPERIMENTS, Experiment, Var
 from benchmarks.locks import exclusive
 from benchmarks.method_b import is_method_b, learned_table, method_b_metrics
 from benchmarks.report import summarise, write_reports
+from ct_plugins.arguments import COUNT
 from ct_plugins.files import atomic_write_bytes
 from ct_plugins.plugins import adapters
 from ct_plugins.provenance import code_provenance
@@ -320,9 +321,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def add_protocol_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--patience", type=_count, help="converged protocol: early stopping after "
+    parser.add_argument("--patience", type=COUNT, help="converged protocol: early stopping after "
                         "this many epochs without a better validation MAE (default: fixed epochs)")
-    parser.add_argument("--max-epochs", type=_count, help="with --patience: the most epochs of "
+    parser.add_argument("--max-epochs", type=COUNT, help="with --patience: the most epochs of "
                         f"any back-end (default {MAX_EPOCHS})")
 
 
@@ -336,13 +337,6 @@ def protocol_scale(scale: Scale, args: argparse.Namespace, parser: argparse.Argu
             parser.error("--max-epochs needs --patience (fixed epochs come from --scale)")
         return scale
     return converged(scale, args.patience, args.max_epochs or MAX_EPOCHS)
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from benchmarks.experiments import CONTROLS, Variant
 from benchmarks.report import write_report_files
 from benchmarks.run import (RESULTS, SCALES, Scale, _attempt, add_protocol_options, protocol_scale,
                             run_folder, write_if_changed)
+from ct_plugins.arguments import COUNT
 from ct_plugins.provenance import code_provenance
 from ct_plugins.training import UPSTREAM_DEFAULT
 
@@ -304,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--upstreams", default="cgcnn,megnet")
     parser.add_argument("--variants", default=",".join(DEFAULT_TABLES),
                         help="comma-separated tables ('default': the upstream's own features)")
-    parser.add_argument("--epochs", type=int, help="epochs for every back-end (default: the scale's)")
+    parser.add_argument("--epochs", type=COUNT, help="epochs for every back-end (default: the scale's)")
     add_protocol_options(parser)
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results are written")
     parser.add_argument("--work", type=Path, help="run folders (default: OUT/work/small_data-SCALE)")
@@ -317,7 +318,6 @@ def main(argv: list[str] | None = None) -> int:
     problem = (_check_sizes(sizes)
                or next((f"--tasks: unknown task {t!r}" for t in tasks if t not in TASKS), None)
                or next((f"--upstreams: unknown back-end {u!r}" for u in upstreams if u not in scale.epochs), None)
-               or (f"--epochs must be positive, not {args.epochs}" if args.epochs is not None and args.epochs < 1 else None)
                or ("--epochs is fixed-epoch; with --patience use --max-epochs"
                    if args.epochs and args.patience else None))
     if problem or not (tasks and upstreams and tables):

@@ -106,8 +106,6 @@ def build_config(args: argparse.Namespace) -> Any:
                    else (1.0,) * len(targets) if given else config.train.weights)
     except ValueError as error:
         raise InputError(f"--weights {args.weights!r}: expected comma-separated numbers") from error
-    if len(weights) != len(targets):
-        raise InputError(f"{len(targets)} targets but {len(weights)} weights")
     changes: dict[str, Any] = {"targets": targets, "weights": weights}
     if args.epochs is not None:
         changes["epochs"] = args.epochs

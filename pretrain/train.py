@@ -352,8 +352,6 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.augment = augment
         tc = config.train
-        if len(tc.weights) != len(tc.targets):
-            raise InputError(f"{len(tc.targets)} targets but {len(tc.weights)} weights")
         problems = unlabelled_targets(samples, tc.targets)
         if problems:
             raise InputError("; ".join(problems))
