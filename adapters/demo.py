@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from ct_plugins.adapter import MISSING_POLICIES
-from ct_plugins.arguments import COUNT, SEED, integer
+from ct_plugins.arguments import COUNT, SEEDS, integer
 from ct_plugins.files import open_text
 from ct_plugins.records import DataError
 from ct_plugins.table_spec import MODES
@@ -39,7 +39,7 @@ def add_demo_parser(subparsers: argparse._SubParsersAction) -> None:
                         f"{DEMO_DATA})")
     parser.add_argument("--n", type=integer(10), default=400, help="records drawn (seeded) from the data")
     parser.add_argument("--epochs", type=COUNT, default=12)
-    parser.add_argument("--seeds", type=seed_list, default="0,1,2",
+    parser.add_argument("--seeds", type=SEEDS, default="0,1,2",
                         help="comma-separated split/initialisation seeds")
     parser.add_argument("--batch-size", type=COUNT, default=32)
     parser.add_argument("--table", type=_not_default, default="ct",
@@ -82,14 +82,6 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def seed_list(text: str) -> list[int]:
-    """``--seeds 0,1,2``: one or more distinct seeds >= 0."""
-    seeds = [SEED(part.strip()) for part in text.split(",")]
-    if len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"repeated seed in {text!r}")
-    return seeds
-
-
 def _not_default(text: str) -> str:
     if text == DEFAULT:
         raise argparse.ArgumentTypeError(f"{DEFAULT!r} is the baseline every run is compared with; "
@@ -97,7 +89,7 @@ def _not_default(text: str) -> str:
     return text
 
 
-def _join(seeds: list[int]) -> str:
+def _join(seeds: tuple[int, ...]) -> str:
     return ",".join(str(s) for s in seeds)
 
 

@@ -27,7 +27,7 @@ from benchmarks.experiments import CHECKPOINT_SLOT, EXPERIMENTS, Experiment, Var
 from benchmarks.locks import exclusive
 from benchmarks.method_b import is_method_b, learned_table, method_b_metrics
 from benchmarks.report import summarise, write_reports
-from ct_plugins.arguments import COUNT
+from ct_plugins.arguments import COUNT, SEEDS
 from ct_plugins.files import atomic_write_bytes
 from ct_plugins.plugins import adapters
 from ct_plugins.provenance import code_provenance
@@ -243,15 +243,14 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
 
 
-def _seeds(text: str) -> tuple[int, ...]:
-    return tuple(int(s) for s in text.split(","))
-
-
 def _upstream_seeds(item: str, parser: argparse.ArgumentParser) -> tuple[str, tuple[int, ...]]:
     upstream, _, seeds = item.partition("=")
-    if upstream not in adapters() or not seeds:
-        parser.error(f"--upstream-seeds {item!r}: expected UPSTREAM=SEEDS, e.g. alignn=0,1,2")
-    return upstream, _seeds(seeds)
+    try:
+        if upstream in adapters():
+            return upstream, SEEDS(seeds)
+    except argparse.ArgumentTypeError:
+        pass
+    parser.error(f"--upstream-seeds {item!r}: expected UPSTREAM=SEEDS, e.g. alignn=0,1,2")
 
 
 def _only_tables(exp: Experiment, tables: list[str], parser: argparse.ArgumentParser) -> Experiment:
@@ -275,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
                         "sizes), perovskite tasks in full; needs a GPU-class machine (days on a CPU)")
     parser.add_argument("--upstreams", default="cgcnn,megnet,alignn",
                         help="comma-separated subset of cgcnn,megnet,alignn")
-    parser.add_argument("--seeds", help="comma-separated seeds (default: the scale's)")
+    parser.add_argument("--seeds", type=SEEDS, help="comma-separated seeds (default: the scale's)")
     parser.add_argument("--upstream-seeds", action="append", default=[], metavar="UPSTREAM=SEEDS",
                         help="seeds for one back-end, overriding --seeds (repeatable), "
                         "e.g. alignn=0,1,2")
@@ -296,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
                         "after an interrupted benchmark); the report lists the runs still missing")
     args = parser.parse_args(argv)
     scale = protocol_scale(SCALES[args.scale], args, parser)
-    seeds = _seeds(args.seeds) if args.seeds else scale.seeds
+    seeds = args.seeds or scale.seeds
     upstream_seeds = dict(_upstream_seeds(item, parser) for item in args.upstream_seeds)
     exp = EXPERIMENTS[args.experiment]
     if args.tables:

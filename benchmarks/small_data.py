@@ -28,7 +28,7 @@ from benchmarks.experiments import CONTROLS, Variant
 from benchmarks.report import write_report_files
 from benchmarks.run import (RESULTS, SCALES, Scale, _attempt, add_protocol_options, protocol_scale,
                             run_folder, write_if_changed)
-from ct_plugins.arguments import COUNT
+from ct_plugins.arguments import COUNT, SEEDS
 from ct_plugins.provenance import code_provenance
 from ct_plugins.training import UPSTREAM_DEFAULT
 
@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="epochs, model size and data source (smoke: tests/data, small model)")
     parser.add_argument("--sizes", help="comma-separated training sizes, 'max' for the largest "
                         f"that fits (default {','.join(DEFAULT_SIZES)}; smoke {','.join(SMOKE_SIZES)})")
-    parser.add_argument("--seeds", help="comma-separated seeds (default: the scale's)")
+    parser.add_argument("--seeds", type=SEEDS, help="comma-separated seeds (default: the scale's)")
     parser.add_argument("--upstreams", default="cgcnn,megnet")
     parser.add_argument("--variants", default=",".join(DEFAULT_TABLES),
                         help="comma-separated tables ('default': the upstream's own features)")
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.epochs:
         scale = replace(scale, epochs={u: args.epochs for u in scale.epochs})
     scale = protocol_scale(scale, args, parser)
-    seeds = tuple(int(s) for s in _csv(args.seeds)) if args.seeds else scale.seeds
+    seeds = args.seeds or scale.seeds
     work = args.work or args.out / "work" / f"small_data-{scale.name}"
     ok = True
     for task in tasks:

@@ -39,3 +39,11 @@ def positive(text: str) -> float:
 
 COUNT = integer(1)  # epochs, batch size, threads, ...
 SEED = integer(0)  # numpy seeds must be non-negative
+
+
+def SEEDS(text: str) -> tuple[int, ...]:  # noqa: N802 - an argparse type, named like COUNT and SEED
+    """``--seeds 0,1,2``: one or more distinct seeds >= 0."""
+    seeds = tuple(SEED(part.strip()) for part in text.split(","))
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"repeated seed in {text!r}")
+    return seeds

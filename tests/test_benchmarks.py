@@ -83,8 +83,16 @@ def test_a_slow_back_end_can_run_fewer_seeds(smoke_work):
                             upstream_seeds={"cgcnn": (0, 1)})
     assert result["seeds"] == {"cgcnn": [0, 1]}
     assert all(row["n_runs"] == 2 for row in result["summary"])
-    with pytest.raises(SystemExit):
-        main(["perovskite", "--upstream-seeds", "cgcnn"])
+    for bad in ("cgcnn", "cgcnn=0,x", "nosuch=0"):
+        with pytest.raises(SystemExit):
+            main(["perovskite", "--upstream-seeds", bad])
+
+
+@pytest.mark.parametrize("seeds", ["0,x", "0,-1", "1,1"])
+def test_bad_seeds_are_a_usage_error_not_a_traceback(seeds, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["perovskite", "--scale", "smoke", "--seeds", seeds])
+    assert exit_.value.code == 2 and "--seeds" in capsys.readouterr().err
 
 
 def test_cached_only_reports_the_finished_runs_and_lists_the_missing_ones(tmp_path, smoke_work):

@@ -71,3 +71,9 @@ def test_smoke_curve_writes_json_markdown_and_one_png_and_reuses_runs(tmp_path):
 def test_bad_sizes_are_a_one_line_error(capsys):
     assert small_data.main(["--scale", "smoke", "--sizes", "10,abc"]) == 2
     assert "--sizes" in capsys.readouterr().err
+
+
+def test_bad_seeds_are_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        small_data.main(["--scale", "smoke", "--seeds", "0,x"])
+    assert exit_.value.code == 2 and "--seeds" in capsys.readouterr().err
