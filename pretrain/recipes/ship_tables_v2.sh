@@ -2,9 +2,10 @@
 # Recipe of the v2 CT tables: the CT sees real Materials Project *structures* (31.5k, with
 # symmetry / lattice-translation / rotation augmentation) besides MP compositions and the
 # OQMD/CMR perovskites. Run from the repository root:
-#   pretrain/recipes/ship_tables_v2.sh train     # one background run per table (nohup, resumable)
-#   pretrain/recipes/ship_tables_v2.sh export    # after they end: tables, curves, CT test MAE
-#                                                # into benchmarks/results/pretrain (for evaluation)
+#   pretrain/recipes/ship_tables_v2.sh train [NAME...]   # one background run per table (nohup,
+#                                                        # resumable); names pick some, e.g. ct-ef-v2
+#   pretrain/recipes/ship_tables_v2.sh export [NAME...]  # after they end: tables, curves, CT test
+#                                                        # MAE into benchmarks/results/pretrain
 # A v2 table is shipped (copied to ct_plugins/tables with MANIFEST version 2) only once it beats
 # the upstream default and the same-width random control downstream (benchmarks.run mp-table2).
 # Runs write to $RUNS (default /work/ct-runs: outside the work tree, kept across sittings).
@@ -18,13 +19,34 @@ EXCLUDE=pretrain/recipes/holdout_formulas.txt  # perovskite tasks, test data, th
 RESULTS=benchmarks/results/pretrain
 MAX_ATOMS=128  # keeps 99.4% of MP structures; attention cost grows with the square
 # name  targets  weights  epochs  max-minutes per sitting (2-core CPU shared with other work)
+# The single-target runs are Table 3's rows (Ef-only, Eg-only vs multitask); one core each, so
+# start at most two at a time on this machine.
 RUN_SPECS=(
   "ct-mt-v2 ef,eg 1,1 ${MT_EPOCHS:-8} ${MT_MINUTES:-100}"
+  "ct-ef-v2 ef 1 ${MT_EPOCHS:-8} ${MT_MINUTES:-100}"
+  "ct-eg-v2 eg 1 ${MT_EPOCHS:-8} ${MT_MINUTES:-100}"
 )
+declare -A TARGET_WORDS=([ef,eg]="multitask (Ef+Eg)" [ef]="formation energy (Ef)" [eg]="band gap (Eg)")
+
+# the specs named on the command line (all without names); an unknown name stops the recipe
+selected() {
+  local known=" " spec name
+  for spec in "${RUN_SPECS[@]}"; do
+    read -r name _ <<<"$spec"
+    known+="$name "
+  done
+  for name in "$@"; do
+    [[ "$known" == *" $name "* ]] || { echo "unknown table '$name' (known:$known)" >&2; exit 2; }
+  done
+  for spec in "${RUN_SPECS[@]}"; do
+    read -r name _ <<<"$spec"
+    if [ $# -eq 0 ] || [[ " $* " == *" $name "* ]]; then echo "$spec"; fi
+  done
+}
 
 train() {
   mkdir -p "$RUNS"
-  for spec in "${RUN_SPECS[@]}"; do
+  selected "$@" | while read -r spec; do
     read -r name targets weights epochs minutes <<<"$spec"
     resume=()
     [ -f "$RUNS/$name/last.pt" ] && resume=(--resume)
@@ -37,10 +59,10 @@ train() {
 }
 
 export_tables() {
-  for spec in "${RUN_SPECS[@]}"; do
-    read -r name _ <<<"$spec"
+  selected "$@" | while read -r spec; do
+    read -r name targets _ <<<"$spec"
     "$BIN/ct" export "$RUNS/$name" --name "$name" --out "$RESULTS/$name.safetensors" \
-      --description "CT-UAE v2 multitask (Ef+Eg), 128-d, small CT (3 layers) on MP structures + MP compositions + OQMD/CMR perovskites" \
+      --description "CT-UAE v2 ${TARGET_WORDS[$targets]}, 128-d, small CT (3 layers) on MP structures + MP compositions + OQMD/CMR perovskites" \
       --recipe pretrain/recipes/ship_tables_v2.sh
     "$BIN/python" -m ct_plugins.pretrain.curves "$RUNS/$name" "$RESULTS/$name-curves.png"
     cp "$RUNS/$name/history.json" "$RESULTS/$name-history.json"
@@ -50,7 +72,7 @@ export_tables() {
 }
 
 case "${1:-}" in
-  train) train ;;
-  export) export_tables ;;
-  *) echo "usage: $0 train|export" >&2; exit 2 ;;
+  train) shift; train "$@" ;;
+  export) shift; export_tables "$@" ;;
+  *) echo "usage: $0 train|export [NAME...]" >&2; exit 2 ;;
 esac
