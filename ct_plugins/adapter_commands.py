@@ -126,6 +126,9 @@ def _passthrough_handler(adapter: Adapter, text: str) -> Callable[[argparse.Name
             print(f"\n--- {adapter.command_line} ---")
             return adapter.command_line_help()
         ours, rest = parser.parse_known_args(list(args.upstream_args))
+        from ct_plugins.training import flush_subnormal_floats
+
+        flush_subnormal_floats()
         if ours.threads:
             import torch
 

@@ -53,6 +53,19 @@ class UpstreamTrainConfig:
     cache: bool = True  # reuse parsed/converted data of earlier runs on the same bytes (ct_plugins.cache)
 
 
+def flush_subnormal_floats() -> None:
+    """Treat subnormal floats as zero in this thread's CPU arithmetic.
+
+    Why: ~5% of CGCNN's Gaussian-expanded edge features are subnormal (exp(-(d-mu)^2/s^2) far from
+    a centre), and x86 matmuls on them run ~10x slower: CGCNN's backward pass took 7x longer.
+    Their products vanish in float32 sums anyway: CGCNN and MEGNet runs on tests/data gave
+    bit-identical MAEs with and without, so cached runs stay comparable.
+    """
+    import torch
+
+    torch.set_flush_denormal(True)
+
+
 def run(
     cfg: UpstreamTrainConfig,
     on_epoch: Callable[[EpochScores], None] | None = None,
@@ -65,6 +78,7 @@ def run(
     adapter.require()
     check_patience(cfg, adapter)
     torch.set_num_threads(cfg.threads)
+    flush_subnormal_floats()
     started = time.perf_counter()
     code = code_provenance()  # taken now: the tree may change while a long run trains
     out = Path(cfg.out).resolve()  # upstream trainers chdir into it; relative paths would break
