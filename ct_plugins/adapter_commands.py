@@ -126,19 +126,23 @@ def _passthrough_handler(adapter: Adapter, text: str) -> Callable[[argparse.Name
             print(f"\n--- {adapter.command_line} ---")
             return adapter.command_line_help()
         ours, rest = parser.parse_known_args(list(args.upstream_args))
-        from ct_plugins.training import flush_subnormal_floats
+        from ct_plugins.training import subnormal_floats_flushed
 
-        flush_subnormal_floats()
-        if ours.threads:
-            import torch
-
-            torch.set_num_threads(ours.threads)
-        if ours.atom_features:
-            provider = resolve_node_features(ours.atom_features, ours.missing, ours.mode)
-            if provider is not None:
-                adapter.check_node_features(provider)
-                return adapter.run_command_line(rest, None, "frozen", ours.missing, node_features=provider)
-        spec = parse_table_spec(ours.atom_features) if ours.atom_features else None
-        return adapter.run_command_line(rest, spec, ours.mode, ours.missing)
+        with subnormal_floats_flushed():
+            return _run_passthrough(adapter, ours, rest)
 
     return handler
+
+
+def _run_passthrough(adapter: Adapter, ours: argparse.Namespace, rest: list[str]) -> int:
+    if ours.threads:
+        import torch
+
+        torch.set_num_threads(ours.threads)
+    if ours.atom_features:
+        provider = resolve_node_features(ours.atom_features, ours.missing, ours.mode)
+        if provider is not None:
+            adapter.check_node_features(provider)
+            return adapter.run_command_line(rest, None, "frozen", ours.missing, node_features=provider)
+    spec = parse_table_spec(ours.atom_features) if ours.atom_features else None
+    return adapter.run_command_line(rest, spec, ours.mode, ours.missing)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -53,17 +54,24 @@ class UpstreamTrainConfig:
     cache: bool = True  # reuse parsed/converted data of earlier runs on the same bytes (ct_plugins.cache)
 
 
-def flush_subnormal_floats() -> None:
-    """Treat subnormal floats as zero in this thread's CPU arithmetic.
+@contextlib.contextmanager
+def subnormal_floats_flushed() -> Iterator[None]:
+    """Treat subnormal floats as zero in this thread's CPU arithmetic, restored on exit.
 
     Why: ~5% of CGCNN's Gaussian-expanded edge features are subnormal (exp(-(d-mu)^2/s^2) far from
     a centre), and x86 matmuls on them run ~10x slower: CGCNN's backward pass took 7x longer.
     Their products vanish in float32 sums anyway: CGCNN and MEGNet runs on tests/data gave
-    bit-identical MAEs with and without, so cached runs stay comparable.
+    bit-identical MAEs with and without, so cached runs stay comparable. Restored because the
+    state is process-wide (hypothesis, for one, refuses to run without subnormals).
     """
     import torch
 
+    was_on = float(torch.tensor([1e-40]) * 1.0) == 0.0  # torch has no getter for the mode
     torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(was_on)
 
 
 def run(
@@ -72,13 +80,21 @@ def run(
     manager: pluggy.PluginManager | None = None,
 ) -> dict:
     """Load, split, train with the adapter inside its patch, write ``metrics.json``."""
+    with subnormal_floats_flushed():
+        return _run(cfg, on_epoch, manager)
+
+
+def _run(
+    cfg: UpstreamTrainConfig,
+    on_epoch: Callable[[EpochScores], None] | None = None,
+    manager: pluggy.PluginManager | None = None,
+) -> dict:
     import torch
 
     adapter = get_adapter(cfg.upstream, manager)
     adapter.require()
     check_patience(cfg, adapter)
     torch.set_num_threads(cfg.threads)
-    flush_subnormal_floats()
     started = time.perf_counter()
     code = code_provenance()  # taken now: the tree may change while a long run trains
     out = Path(cfg.out).resolve()  # upstream trainers chdir into it; relative paths would break
