@@ -60,9 +60,10 @@ def subnormal_floats_flushed() -> Iterator[None]:
 
     Why: ~5% of CGCNN's Gaussian-expanded edge features are subnormal (exp(-(d-mu)^2/s^2) far from
     a centre), and x86 matmuls on them run ~10x slower: CGCNN's backward pass took 7x longer.
-    Their products vanish in float32 sums anyway: CGCNN and MEGNet runs on tests/data gave
-    bit-identical MAEs with and without, so cached runs stay comparable. Restored because the
-    state is process-wide (hypothesis, for one, refuses to run without subnormals).
+    Their products vanish in float32 sums anyway: CGCNN, MEGNet and ALIGNN runs on tests/data
+    gave bit-identical MAEs with and without, so cached runs stay comparable. Restored because
+    the thread's mode outlives the call (hypothesis, run later in the same pytest process,
+    refuses to work without subnormals).
     """
     import torch
 
