@@ -110,6 +110,22 @@ EXPERIMENTS = {
         "test part (~10% of formulas, fixed for every seed) is formula-disjoint from training and "
         "excluded from CT pretraining; train/val drawn per seed from a pool of --scale's n_max.",
     ),
+    "mp-table4": Experiment(
+        "mp-table4", "Table 4 on MP structures: frozen vs trainable CT rows, and the CT encoder's "
+        "atom+coordinate features (CGCNN)",
+        ("mp-ef", "mp-eg"),
+        (
+            Variant("CGCNN default (92-d)", "cgcnn", UPSTREAM_DEFAULT, paper=_mp_paper(0.083, 0.384)),
+            Variant("CT v2 frozen (ct-mt-v2:std)", "cgcnn", "ct-mt-v2:std", "frozen",
+                    paper=_mp_paper(0.073, 0.376)),
+            Variant("CT v2 trainable (ct-mt-v2:std)", "cgcnn", "ct-mt-v2:std", "trainable",
+                    paper=_mp_paper(0.071, 0.359)),
+            Variant("CT encoder atom+coordinate, frozen", "cgcnn", CT_ENCODER),
+        ),
+        "Same MP split and runs as mp-table2 (shared work folder: its default, control and peer "
+        "runs are reused). The atom+coordinate row needs the v2 pretraining checkpoint "
+        "(--ct-checkpoint RUN/best.pt); the paper's column is its Table 4 (MP 2018.6.1).",
+    ),
     "table2": Experiment(
         "table2", "Table 2: front-end embeddings into CGCNN, MEGNet and ALIGNN back-ends",
         ("oqmd-ef", "oqmd-eg"),
