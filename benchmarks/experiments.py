@@ -104,6 +104,7 @@ EXPERIMENTS = {
             Variant("CT-CGCNN (ct)", "cgcnn", "ct", paper=_mp_paper(0.071, 0.359)),
             Variant("CT-CGCNN (ct-mt raw)", "cgcnn", "ct-mt"),
             Variant("CT-CGCNN (v2 candidate, ct-mt-v2:std)", "cgcnn", "ct-mt-v2:std"),
+            Variant("CT-CGCNN (v3 metal-term candidate, ct-mt-v3-metal:std)", "cgcnn", "ct-mt-v3-metal:std"),
             *(Variant(f"CGCNN + {t}", "cgcnn", t) for t in CONTROLS + STRONG_PEERS),
         ),
         "Paper: MP 2018.6.1 (60000/5000/4239). Here: the MP 2018 structures of ../shared/data; the "

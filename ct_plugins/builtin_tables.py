@@ -88,7 +88,7 @@ def _versioned_names(sources: list[TableSource], manifest: dict) -> list[TableSo
     for source in sources:
         version = manifest.get(f"{source.name}{TABLE_SUFFIX}", {}).get("version")
         name = f"{source.name}-v{version}"
-        if version is not None and name not in taken and not source.name.endswith(f"-v{version}"):
+        if version is not None and name not in taken and f"v{version}" not in source.name.split("-"):
             aliases.append(TableSource(name, source.load, f"{source.description} (version {version})", "ct"))
     return aliases
 

@@ -79,9 +79,15 @@ def cmd_info(args: argparse.Namespace) -> int:
     if not found:
         print("  (none installed)")
     print("\nTables:")
-    for name, source in sorted(table_sources().items()):
-        print(f"  {name:12s} {source.group:9s} {_size_or_reason(source)}")
+    sources = table_sources()
+    width = _name_width(sources)
+    for name, source in sorted(sources.items()):
+        print(f"  {name:{width}s} {source.group:9s} {_size_or_reason(source)}")
     return 0
+
+
+def _name_width(sources: dict) -> int:
+    return max([12, *map(len, sources)])
 
 
 def _size_or_reason(source) -> str:
@@ -95,9 +101,11 @@ def _size_or_reason(source) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    print(f"{'name':12s} {'group':9s} size / description")
-    for name, source in sorted(table_sources().items(), key=lambda kv: (kv[1].group, kv[0])):
-        print(f"{name:12s} {source.group:9s} {_size_or_reason(source)}")
+    sources = table_sources()
+    width = _name_width(sources)
+    print(f"{'name':{width}s} {'group':9s} size / description")
+    for name, source in sorted(sources.items(), key=lambda kv: (kv[1].group, kv[0])):
+        print(f"{name:{width}s} {source.group:9s} {_size_or_reason(source)}")
     return 0
 
 
