@@ -111,6 +111,18 @@ EXPERIMENTS = {
         "test part (~10% of formulas, fixed for every seed) is formula-disjoint from training and "
         "excluded from CT pretraining; train/val drawn per seed from a pool of --scale's n_max.",
     ),
+    "mp-table3": Experiment(
+        "mp-table3", "Table 3 on MP structures: CT pretrained on Ef or on Ef+Eg (v2), used downstream "
+        "for Ef and Eg (CGCNN)",
+        ("mp-ef", "mp-eg"),
+        (
+            Variant("CGCNN default (92-d)", "cgcnn", UPSTREAM_DEFAULT, paper=_mp_paper(0.083, 0.384)),
+            Variant("CT pretrained on Ef (ct-ef-v2:std)", "cgcnn", "ct-ef-v2:std"),
+            Variant("CT multitask Ef+Eg (ct-mt-v2:std)", "cgcnn", "ct-mt-v2:std", paper=_mp_paper(0.068, 0.357)),
+        ),
+        "Same MP split and runs as mp-table2 (shared work folder). The Eg-only row joins once "
+        "ct-eg-v2 is pretrained (pretrain/recipes/ship_tables_v2.sh train ct-eg-v2).",
+    ),
     "mp-table4": Experiment(
         "mp-table4", "Table 4 on MP structures: frozen vs trainable CT rows, and the CT encoder's "
         "atom+coordinate features (CGCNN)",
