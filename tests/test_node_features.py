@@ -171,3 +171,16 @@ def test_ct_cgcnn_command_line_takes_a_provider(tmp_path, ct, checkpoint):
                 "--threads", "1", cwd=tmp_path)
     assert (tmp_path / "output_t" / "best_model.ckpt").is_file()
     assert "per-structure node features" in result.stdout and f"(dim {2 * DIM}), frozen" in result.stdout
+
+
+def test_the_untrained_encoder_control_keeps_the_config_and_drops_the_weights(checkpoint, tmp_path, structures):
+    from benchmarks.untrained_encoder import main
+    from ct_plugins.pretrain.checkpoint import load_checkpoint
+
+    out = tmp_path / "untrained" / "best.pt"
+    assert main([str(checkpoint), str(out), "--seed", "3"]) == 0
+    trained, control = load_checkpoint(checkpoint), load_checkpoint(out)
+    assert control["config"] == trained["config"] and control["provenance"]["untrained_control"]["seed"] == 3
+    assert any(not torch.equal(trained["model"][k], control["model"][k]) for k in trained["model"])
+    assert resolve_node_features(f"ct-encoder:{out}").compute(structures[0]).shape[1] == 2 * DIM
+    assert main([str(tmp_path / "nothing"), str(tmp_path / "x.pt")]) == 2
