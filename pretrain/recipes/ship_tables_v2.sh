@@ -21,7 +21,7 @@ MAX_ATOMS=128  # keeps 99.4% of MP structures; attention cost grows with the squ
 # name  targets  weights  epochs  max-minutes per sitting (2-core CPU shared with other work)  [config]
 # The single-target runs are Table 3's rows (Ef-only, Eg-only vs multitask); one core each, so
 # start at most two at a time on this machine. ct-mt-v3-metal adds a metal/non-metal term (BCE
-# on Eg <= 1 meV) for band-gap transfer (docs/band-gaps.md); a candidate until measured downstream.
+# on Eg <= 1 meV) for band-gap transfer; measured: its rows do not help mp-eg (docs/band-gaps.md).
 RUN_SPECS=(
   "ct-mt-v2 ef,eg 1,1 ${MT_EPOCHS:-8} ${MT_MINUTES:-100}"
   "ct-ef-v2 ef 1 ${MT_EPOCHS:-8} ${MT_MINUTES:-100}"
