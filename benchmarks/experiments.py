@@ -95,12 +95,16 @@ def _mp_paper(ef: float, eg: float) -> dict[str, float]:
     return {"mp-ef": ef, "mp-eg": eg}
 
 
+# The baseline of every MP experiment, one run folder shared by all of them.
+MP_CGCNN_DEFAULT = Variant("CGCNN default (92-d)", "cgcnn", UPSTREAM_DEFAULT, paper=_mp_paper(0.083, 0.384))
+
+
 EXPERIMENTS = {
     "mp-table2": Experiment(
         "mp-table2", "Table 2 on MP structures: default vs CT vs the strongest peers and a random control",
         ("mp-ef", "mp-eg"),
         (
-            Variant("CGCNN default (92-d)", "cgcnn", UPSTREAM_DEFAULT, paper=_mp_paper(0.083, 0.384)),
+            MP_CGCNN_DEFAULT,
             Variant("CT-CGCNN (ct)", "cgcnn", "ct", paper=_mp_paper(0.071, 0.359)),
             Variant("CT-CGCNN (ct-mt raw)", "cgcnn", "ct-mt"),
             Variant("CT-CGCNN (v2 candidate, ct-mt-v2:std)", "cgcnn", "ct-mt-v2:std"),
@@ -116,7 +120,7 @@ EXPERIMENTS = {
         "for Ef and Eg (CGCNN)",
         ("mp-ef", "mp-eg"),
         (
-            Variant("CGCNN default (92-d)", "cgcnn", UPSTREAM_DEFAULT, paper=_mp_paper(0.083, 0.384)),
+            MP_CGCNN_DEFAULT,
             Variant("CT pretrained on Ef (ct-ef-v2:std)", "cgcnn", "ct-ef-v2:std"),
             Variant("CT multitask Ef+Eg (ct-mt-v2:std)", "cgcnn", "ct-mt-v2:std", paper=_mp_paper(0.068, 0.357)),
         ),
@@ -128,7 +132,7 @@ EXPERIMENTS = {
         "atom+coordinate features (CGCNN)",
         ("mp-ef", "mp-eg"),
         (
-            Variant("CGCNN default (92-d)", "cgcnn", UPSTREAM_DEFAULT, paper=_mp_paper(0.083, 0.384)),
+            MP_CGCNN_DEFAULT,
             Variant("CT v2 frozen (ct-mt-v2:std)", "cgcnn", "ct-mt-v2:std", "frozen",
                     paper=_mp_paper(0.073, 0.376)),
             Variant("CT v2 trainable (ct-mt-v2:std)", "cgcnn", "ct-mt-v2:std", "trainable",
