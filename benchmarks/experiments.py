@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from ct_plugins.training import UPSTREAM_DEFAULT  # the upstream's own features
@@ -25,13 +26,17 @@ _CONTROL_NAMES = frozenset(c.split(":")[0] for c in CONTROLS)
 
 # The CT encoder's per-atom outputs as node features (Table 4 "atom+coordinate"): the checkpoint
 # is a pretraining run's file, not a shipped table, so the runner fills it in (--ct-checkpoint
-# or $CT_CHECKPOINT) and skips the variant, saying why, when none is given.
+# or $CT_CHECKPOINT) and skips the variant, saying why, when none is given. Its control is the
+# same checkpoint with untrained weights (benchmarks/untrained_encoder.py), in a second slot: an
+# encoder gain counts as knowledge only where it beats the untrained transformer.
 CHECKPOINT_SLOT = "{ct_checkpoint}"
+CONTROL_CHECKPOINT_SLOT = "{ct_control_checkpoint}"
 CT_ENCODER = f"ct-encoder:{CHECKPOINT_SLOT}"
+CT_ENCODER_CONTROL = f"ct-encoder:{CONTROL_CHECKPOINT_SLOT}"
 
 
 def needs_ct_checkpoint(table: str) -> bool:
-    return CHECKPOINT_SLOT in table
+    return CHECKPOINT_SLOT in table or CONTROL_CHECKPOINT_SLOT in table
 
 
 def is_peer(table: str) -> bool:
@@ -39,7 +44,15 @@ def is_peer(table: str) -> bool:
 
 
 def is_control(table: str) -> bool:
-    return table.split(":")[0] in _CONTROL_NAMES
+    return table.split(":")[0] in _CONTROL_NAMES or CONTROL_CHECKPOINT_SLOT in table
+
+
+def control_of(table: str) -> Callable[[str], bool]:
+    """Which controls a CT variant is read against: the untrained encoder for the encoder row,
+    the same-width random tables for element tables."""
+    if CHECKPOINT_SLOT in table:
+        return lambda other: CONTROL_CHECKPOINT_SLOT in other
+    return lambda other: other.split(":")[0] in _CONTROL_NAMES
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,12 @@ def _paper(ef: float, eg: float) -> dict[str, float]:
 
 def _cgcnn_peers(peers: tuple[str, ...] = PEERS) -> tuple[Variant, ...]:
     return tuple(Variant(f"CGCNN + {p}", "cgcnn", p) for p in peers)
+
+
+def _encoder_rows() -> tuple[Variant, ...]:
+    """Table 4's atom+coordinate row and its control (same transformer, untrained weights)."""
+    return (Variant("CT encoder atom+coordinate, frozen", "cgcnn", CT_ENCODER),
+            Variant("CT encoder untrained (same config), frozen: control", "cgcnn", CT_ENCODER_CONTROL))
 
 
 def _controls_and_strong_peers(experiment: Experiment) -> Experiment:
@@ -137,11 +156,13 @@ EXPERIMENTS = {
                     paper=_mp_paper(0.073, 0.376)),
             Variant("CT v2 trainable (ct-mt-v2:std)", "cgcnn", "ct-mt-v2:std", "trainable",
                     paper=_mp_paper(0.071, 0.359)),
-            Variant("CT encoder atom+coordinate, frozen", "cgcnn", CT_ENCODER),
+            *_encoder_rows(),
         ),
         "Same MP split and runs as mp-table2 (shared work folder: its default, control and peer "
         "runs are reused). The atom+coordinate row needs the v2 pretraining checkpoint "
-        "(--ct-checkpoint RUN/best.pt); the paper's column is its Table 4 (MP 2018.6.1).",
+        "(--ct-checkpoint RUN/best.pt), its control the same config untrained "
+        "(--ct-control-checkpoint, written by benchmarks.untrained_encoder); the paper's column "
+        "is its Table 4 (MP 2018.6.1).",
     ),
     "table2": Experiment(
         "table2", "Table 2: front-end embeddings into CGCNN, MEGNet and ALIGNN back-ends",
@@ -185,12 +206,13 @@ EXPERIMENTS = {
             Variant("CT frozen", "cgcnn", "ct-mt", "frozen", paper=_paper(0.073, 0.376)),
             Variant("CT trainable", "cgcnn", "ct-mt", "trainable", paper=_paper(0.071, 0.359)),
             Variant("CT frozen, standardised per dimension", "cgcnn", "ct-mt:std"),
-            Variant("CT encoder atom+coordinate, frozen", "cgcnn", CT_ENCODER),
+            *_encoder_rows(),
             *_cgcnn_peers(),
         ),
         "The atom+coordinate row feeds CGCNN the CT encoder's per-atom outputs of each structure "
         "(ct-encoder:CHECKPOINT, frozen) instead of element rows; it runs only when the runner "
-        "is given a checkpoint (--ct-checkpoint or $CT_CHECKPOINT).",
+        "is given a checkpoint (--ct-checkpoint or $CT_CHECKPOINT), its control an untrained "
+        "copy (--ct-control-checkpoint).",
     ),
     "table5": Experiment(
         "table5", "Table 5 / transfer: CT pretrained on other databases, fine-tuned on CMR (CGCNN)",

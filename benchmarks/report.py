@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.experiments import Experiment, is_control, is_peer
+from benchmarks.experiments import Experiment, control_of, is_control, is_peer
 
 
 def summarise(exp: Experiment, runs: list[dict]) -> list[dict]:
@@ -81,22 +81,25 @@ def markdown(result: dict) -> str:
 
 
 def verdicts(summary: list[dict]) -> list[str]:
-    """Per task and back-end: the best CT variant against the default, the same-width random
-    control (the knowledge part of a gain) and the best peer."""
+    """Per task and back-end: the best CT variant against the default, its control (the
+    same-width random table, or the untrained encoder for the encoder row: the knowledge part of
+    a gain) and the best peer."""
     lines = []
     for task, upstream in dict.fromkeys((r["task"], r["upstream"]) for r in summary):
         rows = [r for r in summary if (r["task"], r["upstream"]) == (task, upstream)
                 and r["mean"] is not None]
-        ct = min((r for r in rows if r["table"].startswith("ct")), key=_mean, default=None)
-        peer = min((r for r in rows if is_peer(r["table"])), key=_mean, default=None)
-        control = min((r for r in rows if is_control(r["table"])), key=_mean, default=None)
+        ct = min((r for r in rows if r["table"].startswith("ct") and not is_control(r["table"])),
+                 key=_mean, default=None)
         if ct is None or ct["vs_default"] is None:
             continue
+        peer = min((r for r in rows if is_peer(r["table"])), key=_mean, default=None)
+        controls_ct = control_of(ct["table"])
+        control = min((r for r in rows if controls_ct(r["table"])), key=_mean, default=None)
         line = (f"- {task}, {upstream}: best CT variant *{ct['variant']}* {ct['mean']:.4f} "
                 f"({_pct(ct['vs_default'])} vs default)")
         if control:
             net = (ct["mean"] - control["mean"]) / control["mean"]
-            line += (f"; the random control *{control['variant']}* {control['mean']:.4f} "
+            line += (f"; the control *{control['variant']}* {control['mean']:.4f} "
                      f"({_pct(control['vs_default'])}): CT vs control {_pct(net)}")
         if peer:
             ahead = "ahead of" if ct["mean"] <= peer["mean"] else "behind"

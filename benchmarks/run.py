@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from benchmarks.downstream import TASKS, Prepared, fixed_test_split, prepare
-from benchmarks.experiments import CHECKPOINT_SLOT, EXPERIMENTS, Experiment, Variant, needs_ct_checkpoint
+from benchmarks.experiments import CHECKPOINT_SLOT, CONTROL_CHECKPOINT_SLOT, EXPERIMENTS, Experiment, Variant
 from benchmarks.locks import exclusive
 from benchmarks.method_b import is_method_b, learned_table, method_b_metrics
 from benchmarks.report import summarise, write_reports
@@ -35,6 +35,7 @@ from ct_plugins.training import UPSTREAM_DEFAULT
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CHECKPOINT_ENV = "CT_CHECKPOINT"
+CONTROL_CHECKPOINT_ENV = "CT_CONTROL_CHECKPOINT"
 
 
 @dataclass(frozen=True)
@@ -123,12 +124,15 @@ def changed_since(cached: dict, cfg, table: str) -> list[str]:
 def run_experiment(exp: Experiment, scale: Scale, upstreams: set[str], seeds: tuple[int, ...],
                    work: Path, tasks: tuple[str, ...] | None = None,
                    upstream_seeds: dict[str, tuple[int, ...]] | None = None,
-                   ct_checkpoint: str | None = None, cached_only: bool = False) -> dict:
+                   ct_checkpoint: str | None = None, cached_only: bool = False,
+                   ct_control_checkpoint: str | None = None) -> dict:
     """Train every variant of `upstreams` on every task and seed; `upstream_seeds` overrides the
     seeds of a slow back-end (e.g. 5 seeds for CGCNN, 3 for ALIGNN); `ct_checkpoint` fills the
-    CT-encoder variants (skipped, with the reason printed, without one). `cached_only`: train
-    nothing, report the runs that finished in `work` and list the others in ``missing``."""
-    variants, skipped = with_checkpoint([v for v in exp.variants if v.upstream in upstreams], ct_checkpoint)
+    CT-encoder variants and `ct_control_checkpoint` their untrained control (each skipped, with
+    the reason printed, without one). `cached_only`: train nothing, report the runs that
+    finished in `work` and list the others in ``missing``."""
+    variants, skipped = with_checkpoint([v for v in exp.variants if v.upstream in upstreams],
+                                        {CHECKPOINT_SLOT: ct_checkpoint, CONTROL_CHECKPOINT_SLOT: ct_control_checkpoint})
     seeds_of = {u: (upstream_seeds or {}).get(u, seeds)
                 for u in sorted({v.upstream for v in variants})}
     runs, data, missing = [], {}, []
@@ -155,18 +159,29 @@ def run_experiment(exp: Experiment, scale: Scale, upstreams: set[str], seeds: tu
     }
 
 
-def with_checkpoint(variants: list[Variant], checkpoint: str | None) -> tuple[list[Variant], dict[str, str]]:
-    """Variants with the CT checkpoint filled in, and {label: reason} of those that cannot run."""
+def with_checkpoint(variants: list[Variant], checkpoints: dict[str, str | None]
+                    ) -> tuple[list[Variant], dict[str, str]]:
+    """Variants with their checkpoint slots ({slot: path}) filled in, and {label: reason} of
+    those that cannot run."""
     kept, skipped = [], {}
     for variant in variants:
-        if not needs_ct_checkpoint(variant.table):
+        slot = next((s for s in checkpoints if s in variant.table), None)
+        if slot is None:
             kept.append(variant)
-        elif checkpoint:
-            kept.append(replace(variant, table=variant.table.replace(CHECKPOINT_SLOT, str(checkpoint))))
+        elif checkpoints[slot]:
+            kept.append(replace(variant, table=variant.table.replace(slot, str(checkpoints[slot]))))
         else:
-            skipped[variant.label] = f"no CT checkpoint: pass --ct-checkpoint PATH or set ${CHECKPOINT_ENV}"
+            skipped[variant.label] = _NO_CHECKPOINT[slot]
             print(f"  skipped {variant.label}: {skipped[variant.label]}")
     return kept, skipped
+
+
+_NO_CHECKPOINT = {
+    CHECKPOINT_SLOT: f"no CT checkpoint: pass --ct-checkpoint PATH or set ${CHECKPOINT_ENV}",
+    CONTROL_CHECKPOINT_SLOT: "no untrained control checkpoint: write one with `python -m "
+    "benchmarks.untrained_encoder RUN OUT.pt`, pass --ct-control-checkpoint OUT.pt or set "
+    f"${CONTROL_CHECKPOINT_ENV}",
+}
 
 
 def prepare_task(task_name: str, scale: Scale, work: Path) -> Prepared:
@@ -286,6 +301,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="`ct pretrain` checkpoint (or run folder) for the CT-encoder variants "
                         f"(table4's atom+coordinate row; default ${CHECKPOINT_ENV}); without one "
                         "they are skipped")
+    parser.add_argument("--ct-control-checkpoint", default=os.environ.get(CONTROL_CHECKPOINT_ENV),
+                        help="the same checkpoint with untrained weights (python -m "
+                        "benchmarks.untrained_encoder), the CT-encoder row's control (default "
+                        f"${CONTROL_CHECKPOINT_ENV}); without one it is skipped")
     add_protocol_options(parser)
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results are written")
     parser.add_argument("--work", type=Path, help="run folders, shared by the experiments of a "
@@ -312,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     if tasks and not set(tasks) <= set(exp.tasks):
         parser.error(f"--tasks: {exp.name} has tasks {', '.join(exp.tasks)}")
     result = run_experiment(exp, scale, upstreams, seeds, work, tasks,
-                            upstream_seeds, args.ct_checkpoint, args.cached_only)
+                            upstream_seeds, args.ct_checkpoint, args.cached_only,
+                            args.ct_control_checkpoint)
     paths = write_reports(result, args.out)
     print(paths["markdown"].read_text())
     print("written:", ", ".join(str(p) for p in paths.values()))

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from benchmarks.experiments import CT_ENCODER, EXPERIMENTS, needs_ct_checkpoint
+from benchmarks.experiments import CT_ENCODER, CT_ENCODER_CONTROL, EXPERIMENTS, needs_ct_checkpoint
 from benchmarks.method_b import learned_table
 from benchmarks.report import write_reports
 from benchmarks.run import HYPER_PARAMETERS, SCALES, converged, main, run_experiment, run_key
@@ -198,8 +198,22 @@ def test_the_reading_states_the_ct_gain_net_of_the_random_control():
     summary = [row("default", "default", 0.4, 0.0), row("ct", "ct-mt:std", 0.15, -0.625),
                row("random", "random128:std", 0.2, -0.5), row("mat2vec", "mat2vec", 0.3, -0.25)]
     (line,) = verdicts(summary)
-    assert "random control *random* 0.2000 (-50.0%): CT vs control -25.0%" in line
+    assert "control *random* 0.2000 (-50.0%): CT vs control -25.0%" in line
     assert "ahead of the best peer *mat2vec*" in line
+
+
+def test_the_encoder_row_is_read_against_its_untrained_copy_not_the_random_table():
+    from benchmarks.report import verdicts
+
+    def row(variant, table, mean):
+        return {"task": "t", "upstream": "cgcnn", "variant": variant, "table": table,
+                "mean": mean, "vs_default": mean / 0.5 - 1}
+
+    summary = [row("default", "default", 0.5), row("table", "ct-mt:std", 0.49),
+               row("random", "random128:std", 0.52), row("encoder", CT_ENCODER, 0.40),
+               row("untrained", CT_ENCODER_CONTROL, 0.30)]
+    (line,) = verdicts(summary)  # the untrained copy is better here, yet never the "best CT"
+    assert "best CT variant *encoder*" in line and "control *untrained* 0.3000" in line
 
 
 def test_convergence_ratio_counts_epochs_to_the_defaults_best(tmp_path):
@@ -232,21 +246,27 @@ def test_table1_puts_the_ct_heads_beside_each_backends_default(tmp_path):
     assert "| CT | mp-ef | 0.2000 | 1 |" in text and "| cgcnn | mp-ef | 0.3200 ± 0.0283 | 2 | 90 / 30 | 2 | 0.083 |" in text
 
 
-def test_the_ct_encoder_variant_runs_with_a_checkpoint_and_is_skipped_without(tmp_path, smoke_work):
+def test_the_ct_encoder_variant_and_its_control_run_with_checkpoints_and_are_skipped_without(tmp_path, smoke_work):
+    from benchmarks.untrained_encoder import main as untrained_encoder
     from test_node_features import tiny_checkpoint
 
     table4 = EXPERIMENTS["table4"]
-    encoder = replace(table4, tasks=("oqmd-ef",),
-                      variants=tuple(v for v in table4.variants if v.table in ("default", CT_ENCODER)))
+    encoder = replace(table4, tasks=("oqmd-ef",), variants=tuple(
+        v for v in table4.variants if v.table in ("default", CT_ENCODER, CT_ENCODER_CONTROL)))
     without = run_experiment(encoder, SCALES["smoke"], {"cgcnn"}, (0,), smoke_work)
-    label = next(v.label for v in encoder.variants if v.table == CT_ENCODER)
+    label, control = (next(v.label for v in encoder.variants if v.table == t) for t in (CT_ENCODER, CT_ENCODER_CONTROL))
     assert "--ct-checkpoint" in without["skipped"][label]
+    assert "--ct-control-checkpoint" in without["skipped"][control]
     assert [r["variant"] for r in without["runs"]] == ["CGCNN default"]
     assert f"not run: *{label}*" in write_reports(without, tmp_path / "a")["markdown"].read_text()
     checkpoint = tiny_checkpoint(tmp_path / "ct" / "best.pt")
-    result = run_experiment(encoder, SCALES["smoke"], {"cgcnn"}, (0,), smoke_work, ct_checkpoint=str(checkpoint))
-    run = next(r for r in result["runs"] if r["variant"] == label)
-    assert "error" not in run and run["table"] == f"ct-encoder:{checkpoint}" and run["test_mae"] > 0
+    # the tiny checkpoint is itself seed-0 random weights: another seed makes a different copy
+    assert untrained_encoder([str(checkpoint), str(tmp_path / "untrained.pt"), "--seed", "1"]) == 0
+    result = run_experiment(encoder, SCALES["smoke"], {"cgcnn"}, (0,), smoke_work, ct_checkpoint=str(checkpoint),
+                            ct_control_checkpoint=str(tmp_path / "untrained.pt"))
+    runs = {r["variant"]: r for r in result["runs"]}
+    assert "error" not in runs[label] and runs[label]["table"] == f"ct-encoder:{checkpoint}"
+    assert "error" not in runs[control] and runs[control]["test_mae"] != runs[label]["test_mae"]
 
 
 @pytest.mark.slow
