@@ -141,16 +141,16 @@ EXPERIMENTS = {
         "rows against the same-width random control.",
     ),
     "mp-table3": Experiment(
-        "mp-table3", "Table 3 on MP structures: CT pretrained on Ef or on Ef+Eg (v2), used downstream "
+        "mp-table3", "Table 3 on MP structures: CT pretrained on Ef, Eg or both (v2), used downstream "
         "for Ef and Eg (CGCNN)",
         ("mp-ef", "mp-eg"),
         (
             MP_CGCNN_DEFAULT,
             Variant("CT pretrained on Ef (ct-ef-v2:std)", "cgcnn", "ct-ef-v2:std"),
+            Variant("CT pretrained on Eg (ct-eg-v2:std)", "cgcnn", "ct-eg-v2:std"),
             Variant("CT multitask Ef+Eg (ct-mt-v2:std)", "cgcnn", "ct-mt-v2:std", paper=_mp_paper(0.068, 0.357)),
         ),
-        "Same MP split and runs as mp-table2 (shared work folder). The Eg-only row joins once "
-        "ct-eg-v2 is pretrained (pretrain/recipes/ship_tables_v2.sh train ct-eg-v2).",
+        "Same MP split and runs as mp-table2 (shared work folder).",
     ),
     "mp-table4": Experiment(
         "mp-table4", "Table 4 on MP structures: frozen vs trainable CT rows, and the CT encoder's "
