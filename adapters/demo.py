@@ -43,7 +43,7 @@ def add_demo_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="comma-separated split/initialisation seeds")
     parser.add_argument("--batch-size", type=COUNT, default=32)
     parser.add_argument("--table", type=_not_default, default="ct",
-                        help="table spec to compare with the default (default ct = ct-mt:std)")
+                        help="table spec to compare with the default (default ct = ct-mt-v2:std)")
     parser.add_argument("--mode", choices=MODES, default="frozen")
     parser.add_argument("--missing", choices=MISSING_POLICIES, default="mean",
                         help="elements the table lacks (default: the table's mean row)")

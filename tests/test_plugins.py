@@ -164,7 +164,7 @@ def test_third_party_adapter_trains_end_to_end_through_ct_train(toy_installed, c
     assert re.search(r"epoch +3/3 +train MAE [0-9.]+ +val MAE [0-9.]+", result.stdout)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["upstream"] == "toy" and metrics["upstream_version"] == "0.1"
-    assert metrics["table"] == "ct-mt:std" and metrics["toy"] is True
+    assert metrics["table"] == "ct-mt-v2:std" and metrics["toy"] is True
     assert [e["epoch"] for e in metrics["history"]] == [1, 2, 3]
     assert math.isfinite(metrics["test_mae"])
     commands = ct("--help").stdout

@@ -218,15 +218,16 @@ def test_shipped_tables_load_by_name(name):
     assert table.metadata["metrics"]["test_mae"] and table.metadata["unseen_elements"] is not None
 
 
-def test_the_one_flag_default_is_ct_mt_standardised():
+def test_the_one_flag_default_is_the_v2_multitask_table_standardised():
     from ct_plugins.builtin_tables import SHIPPED_DIR
 
-    if not (SHIPPED_DIR / "ct-mt.safetensors").is_file():
+    if not (SHIPPED_DIR / "ct-mt-v2.safetensors").is_file():
         pytest.skip("pretrained tables not shipped in this checkout")
-    default, standardised = load_table("ct"), load_table("ct-mt:std")
-    assert default.name == "ct-mt:std" and default.elements == standardised.elements
+    default, standardised = load_table("ct"), load_table("ct-mt-v2:std")
+    assert default.name == "ct-mt-v2:std" and default.elements == standardised.elements
     assert (default.matrix == standardised.matrix).all()
     assert abs(default.matrix.std(axis=0) - 1).max() < 1e-4
+    assert (load_table("ct-mt-v1").matrix == load_table("ct-mt").matrix).all()  # v1 stays loadable
 
 
 def test_resume_refuses_a_checkpoint_that_runs_code(data_root, tmp_path, ct):
