@@ -13,7 +13,6 @@ translated; they do change with rotations and with the choice of periodic images
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from typing import Any
 import numpy as np
 import torch
 
-import ct_plugins
 from ct_plugins.elements import SYMBOLS, atomic_number
 from ct_plugins.errors import CheckpointError, InputError
 from ct_plugins.files import file_sha256
@@ -32,9 +30,6 @@ from ct_plugins.pretrain.token_order import token_order
 from ct_plugins.tables import ElementNotInTableError, Missing
 
 NAME = "ct-encoder"
-# Encoders that ship with the package, by name (`ct-encoder:ct-ef-v2`): the pretraining runs
-# behind the v2 tables, checked against their manifest's sha256 before loading.
-SHIPPED_ENCODERS = Path(ct_plugins.__file__).parent / "encoders"
 
 
 @dataclass(frozen=True)
@@ -70,10 +65,9 @@ class EncoderFeatures:
 def encoder_provider(source: str, missing: Missing) -> NodeFeatureProvider:
     """The provider for ``ct-encoder:SOURCE`` (a checkpoint file or a ``ct pretrain`` run folder)."""
     if not source:
-        raise InputError(f"--atom-features {NAME}: name a checkpoint, e.g. {NAME}:ct-ef-v2 (shipped: "
-                         f"{', '.join(shipped_encoders()) or 'none'}) or {NAME}:runs/ct-mt-v2/best.pt "
+        raise InputError(f"--atom-features {NAME}: name a checkpoint, e.g. {NAME}:runs/ct-mt-v2/best.pt "
                          "(a `ct pretrain` .pt file or run folder)")
-    path = checkpoint_path(source)
+    path = Path(source) / BEST if Path(source).is_dir() else Path(source)
     checkpoint = load_checkpoint(path)  # weights_only: never unpickles objects
     model, config = _model(checkpoint, path)
     seen = _seen_elements(checkpoint)
@@ -92,29 +86,6 @@ def encoder_provider(source: str, missing: Missing) -> NodeFeatureProvider:
         sha256=provenance["checkpoint_sha256"], provenance=provenance,
         elements=tuple(seen) if seen is not None and missing == "error" else None,
     )
-
-
-def shipped_encoders() -> dict[str, dict[str, str]]:
-    """{name: manifest entry} of the encoders shipped with the package."""
-    manifest = SHIPPED_ENCODERS / "MANIFEST.json"
-    if not manifest.is_file():
-        return {}
-    return {name.removesuffix(".pt"): entry for name, entry in json.loads(manifest.read_text()).items()}
-
-
-def checkpoint_path(source: str) -> Path:
-    """A shipped encoder's file (verified), else ``source`` as a checkpoint file or run folder."""
-    local = Path(source)
-    entry = None if local.exists() else shipped_encoders().get(source)
-    if entry is None:
-        return local / BEST if local.is_dir() else local
-    shipped = SHIPPED_ENCODERS / f"{source}.pt"
-    if not shipped.is_file():
-        raise CheckpointError(f"shipped encoder {source}: {shipped} is missing from this installation; reinstall ct-plugins")
-    if file_sha256(shipped) != entry["sha256"]:
-        raise CheckpointError(f"shipped encoder {source}: {shipped} does not match its manifest sha256 "
-                              "(tampered or corrupt); reinstall ct-plugins")
-    return shipped
 
 
 def _model(checkpoint: dict[str, Any], path: Path) -> tuple[CrystalTransformer, CTConfig]:

@@ -3,8 +3,6 @@ CGCNN node features (paper Table 4, "atom+coordinate"), through the provide_node
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -186,20 +184,3 @@ def test_the_untrained_encoder_control_keeps_the_config_and_drops_the_weights(ch
     assert any(not torch.equal(trained["model"][k], control["model"][k]) for k in trained["model"])
     assert resolve_node_features(f"ct-encoder:{out}").compute(structures[0]).shape[1] == 2 * DIM
     assert main([str(tmp_path / "nothing"), str(tmp_path / "x.pt")]) == 2
-
-
-def test_a_shipped_encoder_loads_by_name_and_refuses_a_tampered_file(tmp_path, structures, monkeypatch):
-    from ct_plugins.pretrain import encoder_features
-
-    if "ct-ef-v2" not in encoder_features.shipped_encoders():
-        pytest.skip("encoders not shipped in this checkout")
-    provider = resolve_node_features("ct-encoder:ct-ef-v2")
-    assert provider.dim == 256 and provider.features(structures[0]).shape == (len(structures[0]), 256)
-    assert provider.provenance["checkpoint"].endswith("ct-ef-v2.pt")
-    tampered = tmp_path / "encoders"
-    tampered.mkdir()
-    (tampered / "MANIFEST.json").write_text(json.dumps({"ct-ef-v2.pt": {"sha256": "0" * 64}}))
-    (tampered / "ct-ef-v2.pt").write_bytes((encoder_features.SHIPPED_ENCODERS / "ct-ef-v2.pt").read_bytes())
-    monkeypatch.setattr(encoder_features, "SHIPPED_ENCODERS", tampered)
-    with pytest.raises(CheckpointError, match="does not match its manifest"):
-        resolve_node_features("ct-encoder:ct-ef-v2")
