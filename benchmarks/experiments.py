@@ -43,16 +43,22 @@ def is_peer(table: str) -> bool:
     return table.split(":")[0] in _PEER_NAMES
 
 
+def _is_random_control(table: str) -> bool:
+    return table.split(":")[0] in _CONTROL_NAMES
+
+
+def _is_encoder_control(table: str) -> bool:
+    return CONTROL_CHECKPOINT_SLOT in table
+
+
 def is_control(table: str) -> bool:
-    return table.split(":")[0] in _CONTROL_NAMES or CONTROL_CHECKPOINT_SLOT in table
+    return _is_random_control(table) or _is_encoder_control(table)
 
 
 def control_of(table: str) -> Callable[[str], bool]:
     """Which controls a CT variant is read against: the untrained encoder for the encoder row,
     the same-width random tables for element tables."""
-    if CHECKPOINT_SLOT in table:
-        return lambda other: CONTROL_CHECKPOINT_SLOT in other
-    return lambda other: other.split(":")[0] in _CONTROL_NAMES
+    return _is_encoder_control if CHECKPOINT_SLOT in table else _is_random_control
 
 
 @dataclass(frozen=True)
