@@ -13,6 +13,7 @@ translated; they do change with rotations and with the choice of periodic images
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,16 +21,21 @@ from typing import Any
 import numpy as np
 import torch
 
+import ct_plugins
 from ct_plugins.elements import SYMBOLS, atomic_number
 from ct_plugins.errors import CheckpointError, InputError
 from ct_plugins.files import file_sha256
 from ct_plugins.node_features import NodeFeatureProvider
 from ct_plugins.pretrain.checkpoint import BEST, load_checkpoint
+from ct_plugins.pretrain.encoder_file import HEADS, SUFFIX, read_encoder_file
 from ct_plugins.pretrain.model import CrystalTransformer, CTConfig
 from ct_plugins.pretrain.token_order import token_order
 from ct_plugins.tables import ElementNotInTableError, Missing
 
 NAME = "ct-encoder"
+# Encoders that ship with the package, by name (`ct-encoder:ct-ef-v2`): the encoder part of the
+# pretraining runs behind the v2 tables, fp16 safetensors checked against their manifest sha256.
+SHIPPED_ENCODERS = Path(ct_plugins.__file__).parent / "encoders"
 
 
 @dataclass(frozen=True)
@@ -65,10 +71,12 @@ class EncoderFeatures:
 def encoder_provider(source: str, missing: Missing) -> NodeFeatureProvider:
     """The provider for ``ct-encoder:SOURCE`` (a checkpoint file or a ``ct pretrain`` run folder)."""
     if not source:
-        raise InputError(f"--atom-features {NAME}: name a checkpoint, e.g. {NAME}:runs/ct-mt-v2/best.pt "
-                         "(a `ct pretrain` .pt file or run folder)")
-    path = Path(source) / BEST if Path(source).is_dir() else Path(source)
-    checkpoint = load_checkpoint(path)  # weights_only: never unpickles objects
+        raise InputError(f"--atom-features {NAME}: name an encoder, e.g. {NAME}:ct-ef-v2 (shipped: "
+                         f"{', '.join(shipped_encoders()) or 'none'}), {NAME}:runs/ct-mt-v2/best.pt "
+                         f"(a `ct pretrain` .pt file or run folder) or a `ct export-encoder` {SUFFIX} file")
+    path = encoder_path(source)
+    # neither loader unpickles objects: safetensors, or torch.load with weights_only
+    checkpoint = read_encoder_file(path) if path.suffix == SUFFIX else load_checkpoint(path)
     model, config = _model(checkpoint, path)
     seen = _seen_elements(checkpoint)
     filled = _fill_unseen(model, seen, missing)
@@ -88,15 +96,45 @@ def encoder_provider(source: str, missing: Missing) -> NodeFeatureProvider:
     )
 
 
+def shipped_encoders() -> dict[str, dict[str, Any]]:
+    """Shipped encoder name -> its manifest entry (sha256, description)."""
+    manifest = SHIPPED_ENCODERS / "MANIFEST.json"
+    entries = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    return {file.removesuffix(SUFFIX): entry for file, entry in entries.items()}
+
+
+def encoder_path(source: str) -> Path:
+    """A shipped encoder's file (verified), else ``source`` as a checkpoint file or run folder."""
+    local = Path(source)
+    entry = None if local.exists() else shipped_encoders().get(source)
+    if entry is None:
+        return local / BEST if local.is_dir() else local
+    shipped = SHIPPED_ENCODERS / f"{source}{SUFFIX}"
+    if not shipped.is_file():
+        raise CheckpointError(f"shipped encoder {source}: {shipped} is missing from this installation; reinstall ct-plugins")
+    if file_sha256(shipped) != entry["sha256"]:
+        raise CheckpointError(f"shipped encoder {source}: {shipped} does not match its manifest sha256 "
+                              "(tampered or corrupt); reinstall ct-plugins")
+    return shipped
+
+
 def _model(checkpoint: dict[str, Any], path: Path) -> tuple[CrystalTransformer, CTConfig]:
     try:
         config = CTConfig.from_dict(checkpoint["config"]["model"])
         model = CrystalTransformer(config)
-        model.load_state_dict(checkpoint["model"])
+        _load_encoder_weights(model, checkpoint["model"])
     except (KeyError, TypeError, ValueError, RuntimeError) as error:  # other config or weights
         detail = " ".join(str(error).split())[:200]
         raise CheckpointError(f"{path}: not a CrystalTransformer checkpoint ({type(error).__name__}: {detail})") from error
     return model.eval(), config
+
+
+def _load_encoder_weights(model: CrystalTransformer, state: dict[str, torch.Tensor]) -> None:
+    """All weights but the task heads must be there (an encoder file stores no heads)."""
+    result = model.load_state_dict(state, strict=False)
+    absent = [key for key in result.missing_keys if not key.startswith(HEADS)]
+    if absent or result.unexpected_keys:
+        raise KeyError(f"missing {absent[:3]}, unexpected {result.unexpected_keys[:3]}")
 
 
 def _seen_elements(checkpoint: dict[str, Any]) -> list[str] | None:

@@ -20,6 +20,7 @@ from ct_plugins.pretrain.targets import METAL_GAP_EV
 def register_commands(subparsers: argparse._SubParsersAction) -> None:
     _add_pretrain(subparsers)
     _add_export(subparsers)
+    _add_export_encoder(subparsers)
 
 
 @hookimpl
@@ -87,6 +88,21 @@ def _add_export(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--description", default="", help="one-line description stored in the table")
     p.add_argument("--recipe", default=None, help="path of the script that produced the run")
     p.set_defaults(func=cmd_export)
+
+
+def _add_export_encoder(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "export-encoder",
+        help="write a checkpoint's encoder as a pickle-free file for --atom-features ct-encoder:FILE",
+        description="The atom and coordinate branches and the transformer layers (no task heads, no "
+        "optimiser state) as safetensors, with the model config and element counts as metadata. "
+        "Loadable without unpickling: --atom-features ct-encoder:FILE.safetensors.",
+    )
+    p.add_argument("checkpoint", help="checkpoint file or run directory (uses its best.pt)")
+    p.add_argument("--out", required=True, help="output .safetensors file")
+    p.add_argument("--fp32", action="store_true",
+                   help="keep fp32 weights (default fp16: half the size; features differ by ~1e-3)")
+    p.set_defaults(func=cmd_export_encoder)
 
 
 def build_config(args: argparse.Namespace) -> Any:
@@ -254,6 +270,17 @@ def check_run_folder(out: Path, resume: bool) -> None:
 
 def _first_line(error: BaseException) -> str:
     return (str(error).splitlines() or [""])[0]
+
+
+def cmd_export_encoder(args: argparse.Namespace) -> int:
+    from ct_plugins.pretrain.encoder_file import SUFFIX, write_encoder_file
+
+    if not args.out.endswith(SUFFIX):
+        raise InputError(f"--out {args.out}: an encoder file ends in {SUFFIX}")
+    out = write_encoder_file(args.checkpoint, Path(args.out), half=not args.fp32)
+    print(f"wrote the encoder of {args.checkpoint} to {out} ({out.stat().st_size / 1e6:.1f} MB, "
+          f"{'fp32' if args.fp32 else 'fp16'}); use it as --atom-features ct-encoder:{out}")
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -3,6 +3,8 @@ CGCNN node features (paper Table 4, "atom+coordinate"), through the provide_node
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -101,7 +103,7 @@ def test_unseen_elements_fail_or_get_the_mean_input(tmp_path, structures):
 def test_bad_sources_are_input_errors(tmp_path, marker):  # noqa: F811
     with pytest.raises(CheckpointError, match="no checkpoint at"):
         resolve_node_features(f"ct-encoder:{tmp_path / 'nope.pt'}")
-    with pytest.raises(InputError, match="name a checkpoint"):
+    with pytest.raises(InputError, match="name an encoder"):
         resolve_node_features("ct-encoder")
     evil = write_evil(tmp_path / "evil.pt", marker)  # `marker` fails the test if the pickle ran
     with pytest.raises(CheckpointError, match="not safe to load"):
@@ -184,3 +186,34 @@ def test_the_untrained_encoder_control_keeps_the_config_and_drops_the_weights(ch
     assert any(not torch.equal(trained["model"][k], control["model"][k]) for k in trained["model"])
     assert resolve_node_features(f"ct-encoder:{out}").compute(structures[0]).shape[1] == 2 * DIM
     assert main([str(tmp_path / "nothing"), str(tmp_path / "x.pt")]) == 2
+
+
+def test_an_exported_encoder_file_gives_the_checkpoints_features(ct, checkpoint, tmp_path, structures):
+    out = tmp_path / "enc.safetensors"
+    assert "fp16" in ct("export-encoder", str(checkpoint), "--out", str(out)).stdout
+    exact = resolve_node_features(f"ct-encoder:{checkpoint}").features(structures[0])
+    half = resolve_node_features(f"ct-encoder:{out}").features(structures[0])
+    assert np.allclose(half, exact, atol=1e-2) and not np.array_equal(half, exact)
+    ct("export-encoder", str(checkpoint), "--out", str(out), "--fp32")
+    assert np.allclose(resolve_node_features(f"ct-encoder:{out}").features(structures[0]), exact, atol=1e-6)
+    assert ct("export-encoder", str(checkpoint), "--out", str(tmp_path / "e.pt"), check=False).returncode == 2
+    out.write_bytes(out.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="not a CT encoder file"):
+        resolve_node_features(f"ct-encoder:{out}")
+
+
+def test_a_shipped_encoder_loads_by_name_and_refuses_a_tampered_file(tmp_path, structures, monkeypatch):
+    from ct_plugins.pretrain import encoder_features
+
+    assert {"ct-ef-v2", "ct-mt-v2"} <= set(encoder_features.shipped_encoders())
+    provider = resolve_node_features("ct-encoder:ct-ef-v2")
+    assert provider.dim == 256 and provider.features(structures[0]).shape == (len(structures[0]), 256)
+    assert provider.provenance["checkpoint"].endswith("ct-ef-v2.safetensors")
+    tampered = tmp_path / "encoders"
+    tampered.mkdir()
+    (tampered / "MANIFEST.json").write_text(json.dumps({"ct-ef-v2.safetensors": {"sha256": "0" * 64}}))
+    (tampered / "ct-ef-v2.safetensors").write_bytes(
+        (encoder_features.SHIPPED_ENCODERS / "ct-ef-v2.safetensors").read_bytes())
+    monkeypatch.setattr(encoder_features, "SHIPPED_ENCODERS", tampered)
+    with pytest.raises(CheckpointError, match="does not match its manifest"):
+        resolve_node_features("ct-encoder:ct-ef-v2")

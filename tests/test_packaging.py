@@ -37,6 +37,7 @@ def test_wheel_has_only_the_ct_plugins_root_and_its_data(wheel):
     assert "ct_plugins/adapters/__init__.py" in names
     assert "ct_plugins/pretrain/__init__.py" in names
     assert "ct_plugins/tables/MANIFEST.json" in names
+    assert {"ct_plugins/encoders/MANIFEST.json", "ct_plugins/encoders/ct-ef-v2.safetensors"} <= set(names)
     assert "ct_plugins/demo_data/oqmd_holdout_perovskites.jsonl.gz" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "[ct_plugins]" in zipfile.ZipFile(wheel[0]).read(entry_points).decode()
