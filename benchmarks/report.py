@@ -75,7 +75,7 @@ def markdown(result: dict) -> str:
             f"| {_diff(row)} | {row['n_runs']}{failed} | {paper} |"
         )
     skipped = [f"- not run: *{label}* ({reason})" for label, reason in result.get("skipped", {}).items()]
-    missing = [f"- not yet run (report written with --cached-only): *{m['variant']}* {m['task']} seed {m['seed']}"
+    missing = [f"- {m.get('why', 'not yet run')} (report written with --cached-only): *{m['variant']}* {m['task']} seed {m['seed']}"
                for m in result.get("missing", [])]
     return "\n".join(lines + ["", *verdicts(result["summary"]), *skipped, *missing]) + "\n"
 

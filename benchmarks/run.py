@@ -75,28 +75,48 @@ SCALES = {
 }
 
 
+class NotCached(Exception):
+    """--cached-only met a run that is not finished, or whose inputs changed since: it is
+    listed as missing, never trained (and never waited for while another process trains it)."""
+
+
+NOT_YET_RUN = "not yet run"
+
+
 def run_one(variant: Variant, task: str, task_path: Path, seed: int, scale: Scale,
-            work: Path, split_file: Path | None = None) -> dict:
+            work: Path, split_file: Path | None = None, cached_only: bool = False) -> dict:
     from ct_plugins.training import UpstreamTrainConfig, print_epoch, run
 
     table = _resolve(variant.table, scale, work)
     out = run_folder(work, task, variant, seed, scale.patience)
-    done = out / "metrics.json"
     cfg = UpstreamTrainConfig(
         upstream=variant.upstream, data=str(task_path), target="target",
         atom_features=table, mode=variant.mode, epochs=scale.epochs[variant.upstream],
         patience=scale.patience, seed=seed, out=str(out), small=scale.small_model, missing="mean", overwrite=True,
         split_file=str(split_file) if split_file else None,
     )
+    if cached_only:  # metrics.json is written atomically: readable without the run's lock
+        return _reusable(out, cfg, table)
     with exclusive(out):  # a parallel benchmark process waits, then reuses this run
-        if done.is_file():
-            cached = json.loads(done.read_text())
-            changed = changed_since(cached, cfg, table)
-            if not changed:
-                return cached
-            print(f"  {', '.join(changed)} changed since {out} was trained: training again")
+        try:
+            return _reusable(out, cfg, table)
+        except NotCached as why:
+            if str(why) != NOT_YET_RUN:
+                print(f"  {why} ({out}): training again")
         # a run at MP scale takes an hour: say how far it got
         return run(cfg, on_epoch=print_epoch(cfg.epochs, prefix=f"{variant.label} {task} seed {seed} "))
+
+
+def _reusable(out: Path, cfg, table: str) -> dict:
+    """The finished run in ``out`` if it was trained on the inputs asked for, else NotCached."""
+    done = out / "metrics.json"
+    if not done.is_file():
+        raise NotCached(NOT_YET_RUN)
+    cached = json.loads(done.read_text())
+    changed = changed_since(cached, cfg, table)
+    if changed:
+        raise NotCached(f"{', '.join(changed)} changed since it was trained")
+    return cached
 
 
 def run_folder(work: Path, task: str, variant: Variant, seed: int, patience: int | None = None) -> Path:
@@ -141,12 +161,11 @@ def run_experiment(exp: Experiment, scale: Scale, upstreams: set[str], seeds: tu
         data[task_name] = {**asdict(prepared), "path": str(prepared.path), "formulas": len(prepared.formulas)}
         for variant in variants:
             for seed in seeds_of[variant.upstream]:
-                if cached_only and not (run_folder(work, task_name, variant, seed, scale.patience)
-                                        / "metrics.json").is_file():
-                    missing.append({"variant": variant.label, "task": task_name, "seed": seed})
-                    continue
                 split = _split_file(task_name, prepared, seed, work)
-                runs.append(_attempt(variant, task_name, prepared.path, seed, scale, work, split))
+                try:
+                    runs.append(_attempt(variant, task_name, prepared.path, seed, scale, work, split, cached_only))
+                except NotCached as why:
+                    missing.append({"variant": variant.label, "task": task_name, "seed": seed, "why": str(why)})
     return {
         "experiment": exp.name, "title": exp.title, "notes": exp.notes, "scale": asdict(scale),
         "protocol": scale.protocol,
@@ -214,13 +233,16 @@ def write_if_changed(path: Path, data: bytes) -> Path:
 
 
 def _attempt(variant: Variant, task: str, path: Path, seed: int, scale: Scale, work: Path,
-             split_file: Path | None = None) -> dict:
-    """One training run; a failure is recorded with its reason instead of ending the benchmark."""
+             split_file: Path | None = None, cached_only: bool = False) -> dict:
+    """One training run; a failure is recorded with its reason instead of ending the benchmark
+    (NotCached, with ``cached_only``, goes to the caller: a missing run is not a failure)."""
     base = {"variant": variant.label, "upstream": variant.upstream, "table": variant.table,
             "mode": variant.mode, "task": task, "seed": seed}
     started = time.perf_counter()
     try:
-        metrics = run_one(variant, task, path, seed, scale, work, split_file)
+        metrics = run_one(variant, task, path, seed, scale, work, split_file, cached_only)
+    except NotCached:
+        raise
     except Exception as exc:  # noqa: BLE001 -- keep the other runs; the error is reported
         print(f"  FAILED {variant.label} {task} seed {seed}: {exc}", file=sys.stderr)
         return {**base, "error": f"{type(exc).__name__}: {exc}",

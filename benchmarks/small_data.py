@@ -26,8 +26,8 @@ import numpy as np
 from benchmarks.downstream import TASKS, Prepared, prepare, read_jsonl, write_jsonl
 from benchmarks.experiments import CONTROLS, Variant
 from benchmarks.report import write_report_files
-from benchmarks.run import (RESULTS, SCALES, Scale, _attempt, add_protocol_options, protocol_scale,
-                            run_folder, write_if_changed)
+from benchmarks.run import (RESULTS, SCALES, NotCached, Scale, _attempt, add_protocol_options, protocol_scale,
+                            write_if_changed)
 from ct_plugins.arguments import COUNT, SEEDS
 from ct_plugins.provenance import code_provenance
 from ct_plugins.training import UPSTREAM_DEFAULT
@@ -123,11 +123,11 @@ def run_curves(task: str, scale: Scale, sizes: list[str], seeds: tuple[int, ...]
         for seed in seeds:
             data, split_file = write_subset(curve, seed, n, work / "data")
             for variant in chosen:
-                folder = run_folder(work, f"{task}-n{n}", variant, seed, scale.patience)
-                if cached_only and not (folder / "metrics.json").is_file():
-                    missing.append({"variant": variant.label, "n": n, "seed": seed})
+                try:
+                    row = _attempt(variant, f"{task}-n{n}", data, seed, scale, work, split_file, cached_only)
+                except NotCached as why:
+                    missing.append({"variant": variant.label, "n": n, "seed": seed, "why": str(why)})
                     continue
-                row = _attempt(variant, f"{task}-n{n}", data, seed, scale, work, split_file)
                 runs.append({**row, "task": task, "n": n})
     return {
         "experiment": "small_data", "task": task, "unit": TASKS[task].unit,

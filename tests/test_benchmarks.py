@@ -106,6 +106,15 @@ def test_cached_only_reports_the_finished_runs_and_lists_the_missing_ones(tmp_pa
     assert "- not yet run (report written with --cached-only): *CGCNN default* oqmd-ef seed 7" in text
 
 
+def test_cached_only_lists_a_stale_run_instead_of_training_it(smoke_work):
+    run_experiment(SLICE, SCALES["smoke"], {"cgcnn"}, (0,), smoke_work)
+    stale = replace(SCALES["smoke"], epochs={**SCALES["smoke"].epochs, "cgcnn": 2})  # same folders
+    before = {p: p.stat().st_mtime for p in smoke_work.glob("oqmd-ef/cgcnn/*/seed0/metrics.json")}
+    result = run_experiment(SLICE, stale, {"cgcnn"}, (0,), smoke_work, cached_only=True)
+    assert {p: p.stat().st_mtime for p in before} == before and not result["runs"]
+    assert {m["why"] for m in result["missing"]} == {"epochs changed since it was trained"}
+
+
 def test_a_filter_that_leaves_no_run_is_an_error_not_an_empty_report(tmp_path):
     with pytest.raises(SystemExit):  # the perovskite experiment has no ALIGNN variant
         main(["perovskite", "--scale", "smoke", "--upstreams", "alignn", "--out", str(tmp_path)])
