@@ -82,9 +82,8 @@ def _add_export(subparsers: argparse._SubParsersAction) -> None:
         description="Rows W[:, Z-1] + b for every element seen in training; never-seen "
         "elements are left out and listed in metadata['unseen_elements'].",
     )
-    p.add_argument("checkpoint", help="checkpoint file or run directory (uses its best.pt)")
+    _add_checkpoint_and_out(p)
     p.add_argument("--name", required=True, help="table name, e.g. ct-mt")
-    p.add_argument("--out", required=True, help="output .safetensors file")
     p.add_argument("--description", default="", help="one-line description stored in the table")
     p.add_argument("--recipe", default=None, help="path of the script that produced the run")
     p.set_defaults(func=cmd_export)
@@ -98,11 +97,16 @@ def _add_export_encoder(subparsers: argparse._SubParsersAction) -> None:
         "optimiser state) as safetensors, with the model config and element counts as metadata. "
         "Loadable without unpickling: --atom-features ct-encoder:FILE.safetensors.",
     )
-    p.add_argument("checkpoint", help="checkpoint file or run directory (uses its best.pt)")
-    p.add_argument("--out", required=True, help="output .safetensors file")
+    _add_checkpoint_and_out(p)
     p.add_argument("--fp32", action="store_true",
                    help="keep fp32 weights (default fp16: half the size; features differ by ~1e-3)")
     p.set_defaults(func=cmd_export_encoder)
+
+
+def _add_checkpoint_and_out(p: argparse.ArgumentParser) -> None:
+    """What both export commands read and write."""
+    p.add_argument("checkpoint", help="checkpoint file or run directory (uses its best.pt)")
+    p.add_argument("--out", required=True, help="output .safetensors file")
 
 
 def build_config(args: argparse.Namespace) -> Any:
