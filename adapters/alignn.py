@@ -15,6 +15,13 @@ jarvis names and ``model.atom_input_features`` is a separate config value. Insid
   ``atom_embedding`` MLP. That wrapper is the least invasive trainable form: the model's first
   layer keeps its upstream type and size (table dim → hidden), only its input changes.
 
+Per-structure node features (``--atom-features ct-encoder:CHECKPOINT``, frozen only): the
+config's ``atom_features`` is the provider's name, ``get_node_attributes`` answers a placeholder
+of its width for it, and ``alignn.torch_graph_builder.build_pure_torch_graph`` (looked up at call
+time by ``alignn.graphs``) is wrapped so each graph's ``atom_features`` become the provider's
+rows for that structure (jarvis Atoms -> pymatgen, same site order). Graphs are built once per
+structure before training, so the rows are computed once.
+
 ``train_alignn`` asks for standardised atom features unless they are ``"cgcnn"``, but in
 alignn 2026.8.11 ``get_train_val_loaders`` ignores that flag (the standardiser call is commented
 out), so table rows reach the model unchanged; use ``NAME:std`` for z-scored rows. Trainable
@@ -36,6 +43,7 @@ from pathlib import Path
 from ct_plugins.adapter import Adapter, Mode, TrainJob, TrainResult, check_missing, check_mode
 from ct_plugins.adapters._common import covered_elements, init_then, onehot_rows, swapped
 from ct_plugins.errors import InputError
+from ct_plugins.node_features import NodeFeatureProvider
 from ct_plugins.registry import load_table
 from ct_plugins.table_spec import TableSpec, parse_table_spec
 from ct_plugins.tables import EmbeddingTable, Missing
@@ -55,8 +63,10 @@ class ALIGNNAdapter(Adapter):
     name = "alignn"
     upstream = "alignn"
     supported = ">=2026.8,<2026.9"  # = the `alignn` extra in pyproject.toml (a test checks)
-    summary = "ALIGNN: atom_features from the table (config names like \"ct\"), trainable rows"
+    summary = ("ALIGNN: atom_features from the table (config names like \"ct\"), trainable rows; "
+               "per-structure node features (ct-encoder:CHECKPOINT, frozen)")
     command_line = "python -m alignn.train_alignn"
+    takes_node_features = True
 
     def install(self, table: EmbeddingTable, mode: Mode, missing: Missing) -> contextlib.AbstractContextManager:
         return _patched(table, mode, missing, feature_names(table, mode))
@@ -71,11 +81,16 @@ class ALIGNNAdapter(Adapter):
         mode, missing = check_mode(mode), check_missing(missing)
         return _patched(table, mode, missing, feature_names(table, mode, names))
 
+    def install_node_features(self, provider: NodeFeatureProvider) -> contextlib.AbstractContextManager:
+        return _patched_sites(provider)
+
     def train(self, job: TrainJob) -> TrainResult:
         return train_split(job)
 
     def run_command_line(self, argv: Sequence[str], spec: TableSpec | None, mode: Mode | None,
-                         missing: Missing) -> int:
+                         missing: Missing, *, node_features: NodeFeatureProvider | None = None) -> int:
+        if node_features is not None:
+            return _run_with_node_features(argv, node_features)
         return run_from_command_line(argv, spec, mode, missing)
 
     def command_line_help(self) -> int:
@@ -94,34 +109,74 @@ def feature_names(table: EmbeddingTable, mode: Mode, extra: Sequence[str] = ()) 
 def _patched(
     table: EmbeddingTable, mode: Mode, missing: Missing, names: frozenset[str]
 ) -> Iterator[None]:
+    vectors = _vectors(table, mode, missing)
+
+    def answer(species: str):
+        if species not in vectors:
+            table.rows([species])  # raises the table's own "not covered" error
+        return vectors[species]
+
+    with contextlib.ExitStack() as stack:
+        _answer_feature_names(stack, names, answer, len(next(iter(vectors.values()))))
+        if mode == "trainable":
+            for cls in _model_classes():
+                init = _trainable_init(cls, table, missing, len(next(iter(vectors.values()))))
+                stack.enter_context(swapped(cls, "__init__", init))
+        yield
+
+
+def _answer_feature_names(stack: contextlib.ExitStack, names: frozenset[str], answer, width: int) -> None:
+    """``get_node_attributes`` answers ``answer(species)`` for the config names ``names`` (jarvis
+    for any other), and TrainingConfig accepts those names with input width ``width``."""
     import alignn.config
     import alignn.graphs
     import jarvis.core.specie
 
     original = jarvis.core.specie.get_node_attributes
-    vectors = _vectors(table, mode, missing)
 
     @functools.wraps(original)  # same name, docstring and default (``"atomic_number"``)
     def get_node_attributes(species: str, atom_features: str = "atomic_number"):
         if atom_features not in names:
             return original(species, atom_features=atom_features)
-        if species not in vectors:
-            table.rows([species])  # raises the table's own "not covered" error
-        return vectors[species]
+        return answer(species)
 
-    width = len(next(iter(vectors.values())))
     config_cls = _config_class(alignn.config.TrainingConfig, names, width)
+    stack.enter_context(swapped(jarvis.core.specie, "get_node_attributes", get_node_attributes))
+    stack.enter_context(swapped(alignn.graphs, "get_node_attributes", get_node_attributes))
+    stack.enter_context(swapped(alignn.config, "TrainingConfig", config_cls))
+    if "alignn.train_alignn" in sys.modules:
+        trainer_module = sys.modules["alignn.train_alignn"]
+        stack.enter_context(swapped(trainer_module, "TrainingConfig", config_cls))
+
+
+@contextlib.contextmanager
+def _patched_sites(provider: NodeFeatureProvider) -> Iterator[None]:
+    """Graphs whose config names ``provider`` get its per-site rows as ``atom_features``."""
+    import inspect
+
+    import alignn.torch_graph_builder
+    import numpy as np
+    import torch
+
+    original = alignn.torch_graph_builder.build_pure_torch_graph
+    signature = inspect.signature(original)
+    placeholder = np.zeros(provider.dim)  # replaced below, once the structure is known
+
+    @functools.wraps(original)
+    def build_pure_torch_graph(*args, **kwargs):
+        built = original(*args, **kwargs)
+        call = signature.bind(*args, **kwargs)
+        call.apply_defaults()
+        if call.arguments["atom_features"] == provider.name:
+            graph = built[0] if isinstance(built, tuple) else built
+            old = graph.ndata["atom_features"]
+            rows = provider.features(call.arguments["atoms"].pymatgen_converter())
+            graph.ndata["atom_features"] = torch.as_tensor(rows, dtype=old.dtype, device=old.device)
+        return built
+
     with contextlib.ExitStack() as stack:
-        stack.enter_context(swapped(jarvis.core.specie, "get_node_attributes", get_node_attributes))
-        stack.enter_context(swapped(alignn.graphs, "get_node_attributes", get_node_attributes))
-        stack.enter_context(swapped(alignn.config, "TrainingConfig", config_cls))
-        if "alignn.train_alignn" in sys.modules:
-            trainer_module = sys.modules["alignn.train_alignn"]
-            stack.enter_context(swapped(trainer_module, "TrainingConfig", config_cls))
-        if mode == "trainable":
-            for cls in _model_classes():
-                init = _trainable_init(cls, table, missing, width)
-                stack.enter_context(swapped(cls, "__init__", init))
+        _answer_feature_names(stack, frozenset({provider.name}), lambda species: placeholder, provider.dim)
+        stack.enter_context(swapped(alignn.torch_graph_builder, "build_pure_torch_graph", build_pure_torch_graph))
         yield
 
 
@@ -198,10 +253,7 @@ def run_from_command_line(argv: Sequence[str], spec: TableSpec | None, mode: Mod
     name there runs upstream unpatched. With it, a copy of the config carrying that name is used.
     """
     argv = list(argv)
-    config = read_config(_option(argv, "--config_name"))
-    root = _option(argv, "--root_dir")
-    if root is not None and not Path(root).is_dir():
-        raise InputError(f"--root_dir {root}: no such folder")
+    config = _read_config_and_check_root(argv)
     text = str(spec) if spec else config.get("atom_features", "cgcnn")
     if text in JARVIS_FEATURES:
         print(f"ct alignn: atom_features {text!r} is upstream's own; running train_alignn unpatched")
@@ -217,6 +269,26 @@ def run_from_command_line(argv: Sequence[str], spec: TableSpec | None, mode: Mod
             copy.write_text(json.dumps(config, indent=2))
             argv = _with_option(argv, "--config_name", str(copy))
         return run_cli(argv, table, chosen, missing, names=(text, spec.table, str(spec)))
+
+
+def _run_with_node_features(argv: Sequence[str], provider: NodeFeatureProvider) -> int:
+    """``ct alignn <train_alignn arguments> --atom-features ct-encoder:CHECKPOINT``."""
+    argv = list(argv)
+    config = _read_config_and_check_root(argv)
+    ADAPTER.require()
+    print(f"ct alignn: train_alignn with per-structure node features {provider.name!r} (dim {provider.dim}), frozen")
+    with tempfile.TemporaryDirectory() as tmp, _patched_sites(provider):
+        config["atom_features"] = provider.name
+        copy = Path(tmp) / "config.json"
+        copy.write_text(json.dumps(config, indent=2))
+        return run_cli_unpatched(_with_option(argv, "--config_name", str(copy)))
+
+
+def _read_config_and_check_root(argv: list[str]) -> dict:
+    root = _option(argv, "--root_dir")
+    if root is not None and not Path(root).is_dir():
+        raise InputError(f"--root_dir {root}: no such folder")
+    return read_config(_option(argv, "--config_name"))
 
 
 def read_config(name: str | None) -> dict:
@@ -276,15 +348,16 @@ def train_split(job: TrainJob) -> TrainResult:
                 file = f"{_safe(record.id)}.vasp"
                 record.structure.to(filename=str(folder / file), fmt="poscar")
                 writer.writerow([file, repr(record.target)])
-    name = UPSTREAM_FEATURES if table is None else f"{table.name}:{job.mode}"
+    name = _features_name(job)
     sizes = {k: len(v) for k, v in job.splits.items()}
     config = training_config(job, name, sizes, out / "alignn")
-    if table is None:  # upstream's config does not infer the input width from its features
+    if name == UPSTREAM_FEATURES:  # upstream's config does not infer the input width from its features
         config["model"]["atom_input_features"] = upstream_feature_width()
     (out / "config.json").write_text(json.dumps(config, indent=2))
     argv = ["--root_dir", str(folder), "--config_name", str(out / "config.json"),
             "--output_dir", str(out / "alignn"), "--target_key", "target", "--device", "cpu"]
-    with contextlib.chdir(out), _epoch_losses(job):  # alignn writes LMDB caches into the cwd
+    sites = contextlib.nullcontext() if job.node_features is None else _patched_sites(job.node_features)
+    with contextlib.chdir(out), _epoch_losses(job), sites:  # alignn writes LMDB caches into the cwd
         code = run_cli(argv, table, job.mode, job.missing, names=(name,))
     if code:
         raise RuntimeError(f"train_alignn exited with status {code}")
@@ -292,6 +365,13 @@ def train_split(job: TrainJob) -> TrainResult:
     test_csv = results / "prediction_results_test_set.csv"
     return TrainResult(_val_mae(results), _csv_mae(test_csv),
                        {"batch_size_used": config["batch_size"], "output_dir": str(results)})
+
+
+def _features_name(job: TrainJob) -> str:
+    """The config's ``atom_features``: a provider's or a table's name, or upstream's own."""
+    if job.node_features is not None:
+        return job.node_features.name
+    return UPSTREAM_FEATURES if job.table is None else f"{job.table.name}:{job.mode}"
 
 
 @contextlib.contextmanager

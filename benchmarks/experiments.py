@@ -92,10 +92,10 @@ def _cgcnn_peers(peers: tuple[str, ...] = PEERS) -> tuple[Variant, ...]:
     return tuple(Variant(f"CGCNN + {p}", "cgcnn", p) for p in peers)
 
 
-def _encoder_rows() -> tuple[Variant, ...]:
+def _encoder_rows(upstream: str = "cgcnn", label: str = "CT") -> tuple[Variant, ...]:
     """Table 4's atom+coordinate row and its control (same transformer, untrained weights)."""
-    return (Variant("CT encoder atom+coordinate, frozen", "cgcnn", CT_ENCODER),
-            Variant("CT encoder untrained (same config), frozen: control", "cgcnn", CT_ENCODER_CONTROL))
+    return (Variant(f"{label} encoder atom+coordinate, frozen", upstream, CT_ENCODER),
+            Variant(f"{label} encoder untrained (same config), frozen: control", upstream, CT_ENCODER_CONTROL))
 
 
 def _controls_and_strong_peers(experiment: Experiment) -> Experiment:
@@ -122,6 +122,7 @@ def _mp_paper(ef: float, eg: float) -> dict[str, float]:
 
 # The baseline of every MP experiment, one run folder shared by all of them.
 MP_CGCNN_DEFAULT = Variant("CGCNN default (92-d)", "cgcnn", UPSTREAM_DEFAULT, paper=_mp_paper(0.083, 0.384))
+MP_ALIGNN_DEFAULT = Variant("ALIGNN default (cgcnn features)", "alignn", UPSTREAM_DEFAULT, paper=_mp_paper(0.022, 0.276))
 
 
 EXPERIMENTS = {
@@ -137,7 +138,7 @@ EXPERIMENTS = {
             *(Variant(f"CGCNN + {t}", "cgcnn", t) for t in CONTROLS + STRONG_PEERS),
             Variant("MEGNet default (16-d learned)", "megnet", UPSTREAM_DEFAULT, paper=_mp_paper(0.051, 0.324)),
             Variant("CT-MEGNet (ct = ct-mt-v2:std)", "megnet", "ct-mt-v2:std", paper=_mp_paper(0.049, 0.304)),
-            Variant("ALIGNN default (cgcnn features)", "alignn", UPSTREAM_DEFAULT, paper=_mp_paper(0.022, 0.276)),
+            MP_ALIGNN_DEFAULT,
             Variant("CT-ALIGNN (ct = ct-mt-v2:std)", "alignn", "ct-mt-v2:std", paper=_mp_paper(0.018, 0.256)),
         ),
         "Paper: MP 2018.6.1 (60000/5000/4239). Here: the MP 2018 structures of ../shared/data; the "
@@ -160,7 +161,7 @@ EXPERIMENTS = {
     ),
     "mp-table4": Experiment(
         "mp-table4", "Table 4 on MP structures: frozen vs trainable CT rows, and the CT encoder's "
-        "atom+coordinate features (CGCNN)",
+        "atom+coordinate features (CGCNN; the encoder rows also in ALIGNN)",
         ("mp-ef", "mp-eg"),
         (
             MP_CGCNN_DEFAULT,
@@ -169,6 +170,8 @@ EXPERIMENTS = {
             Variant("CT v2 trainable (ct-mt-v2:std)", "cgcnn", "ct-mt-v2:std", "trainable",
                     paper=_mp_paper(0.071, 0.359)),
             *_encoder_rows(),
+            MP_ALIGNN_DEFAULT,
+            *_encoder_rows("alignn", "CT-ALIGNN"),
         ),
         "Same MP split and runs as mp-table2 (shared work folder: its default, control and peer "
         "runs are reused). The atom+coordinate row needs the v2 pretraining checkpoint "

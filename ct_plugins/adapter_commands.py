@@ -15,7 +15,7 @@ from ct_plugins.table_spec import parse_table_spec
 SPEC_HELP = ("table spec NAME[:std|:pcaN][:frozen|:trainable] (see README), e.g. ct, ct-mt:std:trainable; "
              "or per-structure node features PROVIDER:SOURCE (frozen only), e.g. "
              "ct-encoder:ct-ef-v2 (shipped encoders: ct-ef-v2, ct-mt-v2) or ct-encoder:runs/ct-mt-v2/best.pt: "
-             "the CT encoder's per-atom outputs (adapters: cgcnn)")
+             "the CT encoder's per-atom outputs (adapters: cgcnn, alignn)")
 
 
 def add_adapter_commands(commands: argparse._SubParsersAction, adapters: dict[str, Adapter]) -> None:

@@ -13,6 +13,7 @@ pytest.importorskip("alignn")
 
 import alignn.config
 import alignn.graphs
+import alignn.torch_graph_builder
 import jarvis.core.specie
 from adapter_fixtures import DATA, train_config, train_on_subset
 from alignn.models.alignn_atomwise_pure import ALIGNNAtomWisePure, ALIGNNAtomWisePureConfig
@@ -20,6 +21,7 @@ from alignn.torch_graph_builder import build_pure_torch_graph
 from jarvis.core.atoms import Atoms
 
 from ct_plugins.adapters.alignn import ADAPTER, training_config
+from ct_plugins.node_features import resolve_node_features
 from ct_plugins.registry import load_table
 
 POSCAR = DATA / "jarvis_sample" / "POSCAR-JVASP-10.vasp"
@@ -122,6 +124,45 @@ def test_ct_alignn_runs_upstream_train_alignn_with_table_in_config(tmp_path, ct)
                 "--output_dir", str(tmp_path / "run"), "--epochs", "1", "--target_key", "target",
                 "--device", "cpu", "--threads", "1", cwd=tmp_path)
     assert "table 'megnet16' (94 x 16), frozen" in result.stdout
+    assert (tmp_path / "run" / "prediction_results_test_set.csv").is_file()
+
+
+@pytest.fixture(scope="module")
+def encoder(tmp_path_factory):
+    """A tiny random-weight CT checkpoint (``ct-encoder:`` source, 16-d per-site rows)."""
+    from test_node_features import tiny_checkpoint
+
+    return tiny_checkpoint(tmp_path_factory.mktemp("ct") / "best.pt")
+
+
+def test_graphs_carry_the_encoders_rows_per_site_and_restore(atoms, encoder):
+    provider = resolve_node_features(f"ct-encoder:{encoder}")
+    before = (_upstream_names(), alignn.torch_graph_builder.build_pure_torch_graph)
+    with ADAPTER.patch_node_features(provider):
+        g, _ = alignn.graphs.Graph.atom_dgl_multigraph(  # as alignn's pure-torch dataset calls it
+            atoms, neighbor_strategy="pure_torch", atom_features=provider.name)
+        config = alignn.config.TrainingConfig(atom_features=provider.name, model={"name": "alignn_atomwise_pure"})
+    assert np.allclose(g.ndata["atom_features"].numpy(), provider.features(atoms.pymatgen_converter()))
+    assert config.model.atom_input_features == provider.dim == 16
+    assert (_upstream_names(), alignn.torch_graph_builder.build_pure_torch_graph) == before
+
+
+def test_ct_train_alignn_with_encoder_features(tmp_path, encoder):
+    metrics = train_on_subset("alignn", tmp_path, atom_features=f"ct-encoder:{encoder}", mode=None)
+    saved = json.loads((tmp_path / "out" / "alignn" / "config.json").read_text())
+    assert saved["atom_features"] == f"ct-encoder:{encoder}" and saved["model"]["atom_input_features"] == 16
+    assert metrics["table_sha256"] == metrics["node_features"]["checkpoint_sha256"]
+
+
+def test_ct_alignn_command_line_takes_an_encoder(tmp_path, ct, encoder):
+    root = _first_structures(DATA / "jarvis_sample", tmp_path / "root", 12)
+    config = training_config(train_config("alignn", root, tmp_path, epochs=1), "cgcnn",
+                             {"train": 8, "val": 2, "test": 2}, tmp_path / "run")
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    result = ct("alignn", "--root_dir", str(root), "--config_name", str(tmp_path / "config.json"),
+                "--output_dir", str(tmp_path / "run"), "--epochs", "1", "--target_key", "target",
+                "--device", "cpu", "--threads", "1", "--atom-features", f"ct-encoder:{encoder}", cwd=tmp_path)
+    assert "per-structure node features" in result.stdout and "(dim 16), frozen" in result.stdout
     assert (tmp_path / "run" / "prediction_results_test_set.csv").is_file()
 
 

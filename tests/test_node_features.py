@@ -127,7 +127,7 @@ def test_ct_train_errors_are_one_line(tmp_path, ct, checkpoint, argv, message):
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("upstream", ["alignn", "megnet"])
+@pytest.mark.parametrize("upstream", ["megnet"])
 def test_table_only_adapters_refuse_a_provider_in_one_line(tmp_path, ct, checkpoint, upstream):
     result = ct("train", upstream, "--data", str(subset(tmp_path, 5)), "--target", TARGET,
                 "--out", str(tmp_path / "out"), "--atom-features", f"ct-encoder:{checkpoint}", check=False)
