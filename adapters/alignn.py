@@ -116,11 +116,12 @@ def _patched(
             table.rows([species])  # raises the table's own "not covered" error
         return vectors[species]
 
+    width = len(next(iter(vectors.values())))
     with contextlib.ExitStack() as stack:
-        _answer_feature_names(stack, names, answer, len(next(iter(vectors.values()))))
+        _answer_feature_names(stack, names, answer, width)
         if mode == "trainable":
             for cls in _model_classes():
-                init = _trainable_init(cls, table, missing, len(next(iter(vectors.values()))))
+                init = _trainable_init(cls, table, missing, width)
                 stack.enter_context(swapped(cls, "__init__", init))
         yield
 
