@@ -12,6 +12,7 @@ from ct_plugins.adapter import UnsupportedUpstreamError
 from ct_plugins.adapter_commands import add_adapter_commands
 from ct_plugins.elements import UnknownElementError
 from ct_plugins.errors import InputError
+from ct_plugins.node_features import shipped_encoders
 from ct_plugins.plugins import adapters, plugin_manager
 from ct_plugins.registry import TableUnavailable, import_table, load_table, table_sources
 from ct_plugins.tables import TableError
@@ -83,6 +84,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     width = _name_width(sources)
     for name, source in sorted(sources.items()):
         print(f"  {name:{width}s} {source.group:9s} {_size_or_reason(source)}")
+    print("\nEncoders (per-structure node features: --atom-features ct-encoder:NAME):")
+    for name, entry in sorted(shipped_encoders().items()):
+        print(f"  {name:{width}s} {'shipped':9s} {entry.get('description', '')}")
     return 0
 
 

