@@ -18,10 +18,10 @@ import torch
 
 from ct_plugins.errors import CheckpointError
 from ct_plugins.files import atomic_write_bytes, file_sha256
+from ct_plugins.node_features import ENCODER_SUFFIX as SUFFIX
 from ct_plugins.provenance import git_commit
 
 FORMAT = "ct-encoder/1"
-SUFFIX = ".safetensors"
 HEADS = "heads."  # task heads: not used for node features, so not stored
 
 
