@@ -11,7 +11,7 @@ from ct_plugins.files import atomic_write_bytes, safe_torch_load  # atomic: temp
 
 LAST = "last.pt"  # full training state, for --resume
 BEST = "best.pt"  # best-by-validation weights, for export
-__all__ = ["BEST", "LAST", "CheckpointError", "load_checkpoint", "save_checkpoint"]
+__all__ = ["BEST", "LAST", "CheckpointError", "checkpoint_file", "load_checkpoint", "save_checkpoint"]
 
 
 def save_checkpoint(payload: dict[str, Any], path: Path) -> Path:
@@ -27,11 +27,15 @@ def save_checkpoint(payload: dict[str, Any], path: Path) -> Path:
 REQUIRED_KEYS = ("model", "config", "scaler", "provenance", "state")
 
 
+def checkpoint_file(path: str | os.PathLike) -> Path:
+    """``path`` itself, or ``best.pt`` inside it when it is a run directory."""
+    path = Path(path)
+    return path / BEST if path.is_dir() else path
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """A checkpoint file, or ``best.pt`` inside a run directory."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / BEST
+    path = checkpoint_file(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}; give a run directory or a .pt file of `ct pretrain`")
     checkpoint = safe_torch_load(path)

@@ -25,7 +25,7 @@ from ct_plugins.elements import SYMBOLS, atomic_number
 from ct_plugins.errors import CheckpointError, InputError
 from ct_plugins.files import file_sha256
 from ct_plugins.node_features import NodeFeatureProvider
-from ct_plugins.pretrain.checkpoint import BEST, load_checkpoint
+from ct_plugins.pretrain.checkpoint import checkpoint_file, load_checkpoint
 from ct_plugins.pretrain.encoder_file import HEADS, SUFFIX, read_encoder_file
 from ct_plugins.pretrain.model import CrystalTransformer, CTConfig
 from ct_plugins.pretrain.token_order import token_order
@@ -104,7 +104,7 @@ def encoder_path(source: str) -> Path:
     local = Path(source)
     entry = None if local.exists() else shipped_encoders().get(source)
     if entry is None:
-        return local / BEST if local.is_dir() else local
+        return checkpoint_file(local)
     shipped = SHIPPED_ENCODERS / f"{source}{SUFFIX}"
     if not shipped.is_file():
         raise CheckpointError(f"shipped encoder {source}: {shipped} is missing from this installation; reinstall ct-plugins")

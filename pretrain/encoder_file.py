@@ -34,10 +34,9 @@ def write_encoder_file(checkpoint_path: str | os.PathLike, out: Path, half: bool
     """Write a checkpoint's encoder weights (fp16 unless ``half`` is off) with its config."""
     from safetensors.torch import save
 
-    from ct_plugins.pretrain.checkpoint import BEST, load_checkpoint
+    from ct_plugins.pretrain.checkpoint import checkpoint_file, load_checkpoint
 
-    source = Path(checkpoint_path)
-    source = source / BEST if source.is_dir() else source
+    source = checkpoint_file(checkpoint_path)
     checkpoint = load_checkpoint(source)
     header = {
         "format": FORMAT,
