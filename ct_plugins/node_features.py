@@ -34,9 +34,9 @@ SHIPPED_ENCODERS = Path(__file__).parent / "encoders"
 ENCODER_SUFFIX = ".safetensors"
 
 
-def shipped_encoders(folder: Path = SHIPPED_ENCODERS) -> dict[str, dict[str, Any]]:
+def shipped_encoders() -> dict[str, dict[str, Any]]:
     """Shipped encoder name -> its manifest entry (sha256, description)."""
-    manifest = folder / "MANIFEST.json"
+    manifest = SHIPPED_ENCODERS / "MANIFEST.json"
     entries = json.loads(manifest.read_text()) if manifest.is_file() else {}
     return {file.removesuffix(ENCODER_SUFFIX): entry for file, entry in entries.items()}
 

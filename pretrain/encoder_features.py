@@ -24,7 +24,7 @@ from ct_plugins import node_features
 from ct_plugins.elements import SYMBOLS, atomic_number
 from ct_plugins.errors import CheckpointError, InputError
 from ct_plugins.files import file_sha256
-from ct_plugins.node_features import NodeFeatureProvider
+from ct_plugins.node_features import NodeFeatureProvider, shipped_encoders
 from ct_plugins.pretrain.checkpoint import checkpoint_file, load_checkpoint
 from ct_plugins.pretrain.encoder_file import HEADS, SUFFIX, read_encoder_file
 from ct_plugins.pretrain.model import CrystalTransformer, CTConfig
@@ -32,9 +32,6 @@ from ct_plugins.pretrain.token_order import token_order
 from ct_plugins.tables import ElementNotInTableError, Missing
 
 NAME = "ct-encoder"
-# The encoder part of the pretraining runs behind the v2 tables, fp16 safetensors checked against
-# their manifest sha256 (a module name, so a test can point it at a tampered copy).
-SHIPPED_ENCODERS = node_features.SHIPPED_ENCODERS
 
 
 @dataclass(frozen=True)
@@ -95,17 +92,13 @@ def encoder_provider(source: str, missing: Missing) -> NodeFeatureProvider:
     )
 
 
-def shipped_encoders() -> dict[str, dict[str, Any]]:
-    return node_features.shipped_encoders(SHIPPED_ENCODERS)
-
-
 def encoder_path(source: str) -> Path:
     """A shipped encoder's file (verified), else ``source`` as a checkpoint file or run folder."""
     local = Path(source)
     entry = None if local.exists() else shipped_encoders().get(source)
     if entry is None:
         return checkpoint_file(local)
-    shipped = SHIPPED_ENCODERS / f"{source}{SUFFIX}"
+    shipped = node_features.SHIPPED_ENCODERS / f"{source}{SUFFIX}"
     if not shipped.is_file():
         raise CheckpointError(f"shipped encoder {source}: {shipped} is missing from this installation; reinstall ct-plugins")
     if file_sha256(shipped) != entry["sha256"]:

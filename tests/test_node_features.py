@@ -203,9 +203,9 @@ def test_an_exported_encoder_file_gives_the_checkpoints_features(ct, checkpoint,
 
 
 def test_a_shipped_encoder_loads_by_name_and_refuses_a_tampered_file(tmp_path, structures, monkeypatch):
-    from ct_plugins.pretrain import encoder_features
+    from ct_plugins import node_features
 
-    assert {"ct-ef-v2", "ct-mt-v2"} <= set(encoder_features.shipped_encoders())
+    assert {"ct-ef-v2", "ct-mt-v2"} <= set(node_features.shipped_encoders())
     provider = resolve_node_features("ct-encoder:ct-ef-v2")
     assert provider.dim == 256 and provider.features(structures[0]).shape == (len(structures[0]), 256)
     assert provider.provenance["checkpoint"].endswith("ct-ef-v2.safetensors")
@@ -213,7 +213,7 @@ def test_a_shipped_encoder_loads_by_name_and_refuses_a_tampered_file(tmp_path, s
     tampered.mkdir()
     (tampered / "MANIFEST.json").write_text(json.dumps({"ct-ef-v2.safetensors": {"sha256": "0" * 64}}))
     (tampered / "ct-ef-v2.safetensors").write_bytes(
-        (encoder_features.SHIPPED_ENCODERS / "ct-ef-v2.safetensors").read_bytes())
-    monkeypatch.setattr(encoder_features, "SHIPPED_ENCODERS", tampered)
+        (node_features.SHIPPED_ENCODERS / "ct-ef-v2.safetensors").read_bytes())
+    monkeypatch.setattr(node_features, "SHIPPED_ENCODERS", tampered)
     with pytest.raises(CheckpointError, match="does not match its manifest"):
         resolve_node_features("ct-encoder:ct-ef-v2")
