@@ -265,10 +265,7 @@ def run_from_command_line(argv: Sequence[str], spec: TableSpec | None, mode: Mod
     print(f"ct alignn: train_alignn with table {table.name!r} ({len(table)} x {table.dim}), {chosen}")
     with tempfile.TemporaryDirectory() as tmp:
         if config.get("atom_features") != text:
-            config["atom_features"] = text
-            copy = Path(tmp) / "config.json"
-            copy.write_text(json.dumps(config, indent=2))
-            argv = _with_option(argv, "--config_name", str(copy))
+            argv = _with_config_copy(argv, config, text, Path(tmp))
         return run_cli(argv, table, chosen, missing, names=(text, spec.table, str(spec)))
 
 
@@ -279,10 +276,14 @@ def _run_with_node_features(argv: Sequence[str], provider: NodeFeatureProvider) 
     ADAPTER.require()
     print(f"ct alignn: train_alignn with per-structure node features {provider.name!r} (dim {provider.dim}), frozen")
     with tempfile.TemporaryDirectory() as tmp, _patched_sites(provider):
-        config["atom_features"] = provider.name
-        copy = Path(tmp) / "config.json"
-        copy.write_text(json.dumps(config, indent=2))
-        return run_cli_unpatched(_with_option(argv, "--config_name", str(copy)))
+        return run_cli_unpatched(_with_config_copy(argv, config, provider.name, Path(tmp)))
+
+
+def _with_config_copy(argv: list[str], config: dict, atom_features: str, folder: Path) -> list[str]:
+    """``argv`` pointing at a copy of ``config`` (written in ``folder``) that names ``atom_features``."""
+    copy = folder / "config.json"
+    copy.write_text(json.dumps({**config, "atom_features": atom_features}, indent=2))
+    return _with_option(argv, "--config_name", str(copy))
 
 
 def _read_config_and_check_root(argv: list[str]) -> dict:
