@@ -35,6 +35,27 @@ CT_ENCODER = f"ct-encoder:{CHECKPOINT_SLOT}"
 CT_ENCODER_CONTROL = f"ct-encoder:{CONTROL_CHECKPOINT_SLOT}"
 
 
+# Table 5's CTs: pretrained like ct-mt-v2 but without one database, so that database's tasks
+# are transfer (pretrain/recipes/ship_tables_v2.sh). Not shipped -- they exist to measure
+# transfer -- so the runner reads the recipe's export, benchmarks/results/pretrain/NAME.safetensors.
+HELD_OUT_DATABASE_CTS = {  # name -> (the database it never saw, that database's tasks)
+    "ct-mt-v2-nocmr": ("CMR", ("cmr-ef", "cmr-eg")),
+    "ct-mt-v2-nooqmd": ("OQMD", ("oqmd-ef", "oqmd-eg")),
+}
+
+
+def held_out_database_ct(table: str) -> str | None:
+    """The Table-5 CT a table spec names (e.g. ct-mt-v2-nocmr:std -> ct-mt-v2-nocmr), else None."""
+    name = table.split(":")[0]
+    return name if name in HELD_OUT_DATABASE_CTS else None
+
+
+def _held_out_database_rows() -> tuple[Variant, ...]:
+    """Each Table-5 CT, standardised like `ct`, on the tasks of the database it never saw."""
+    return tuple(Variant(f"CT that never saw {database} ({name}:std)", "cgcnn", f"{name}:std", tasks=tasks)
+                 for name, (database, tasks) in HELD_OUT_DATABASE_CTS.items())
+
+
 def needs_ct_checkpoint(table: str) -> bool:
     return CHECKPOINT_SLOT in table or CONTROL_CHECKPOINT_SLOT in table
 
@@ -68,6 +89,10 @@ class Variant:
     table: str
     mode: str = "frozen"
     paper: dict[str, float] = field(default_factory=dict)  # task -> paper MAE (MP stand-in)
+    tasks: tuple[str, ...] = ()  # only these of the experiment's tasks (empty: all)
+
+    def runs_on(self, task: str) -> bool:
+        return not self.tasks or task in self.tasks
 
 
 @dataclass(frozen=True)
@@ -241,6 +266,20 @@ EXPERIMENTS = {
         ),
         "CMR cubic perovskites as the target database. Valid as transfer only for a table "
         "pretrained without the task's formulas (see the table's metadata).",
+    ),
+    "mp-table5": Experiment(
+        "mp-table5", "Table 5 as the paper meant it: CGCNN on a database the CT never saw in "
+        "pretraining, against the all-data CT and the default",
+        ("cmr-ef", "cmr-eg", "oqmd-ef", "oqmd-eg"),
+        (
+            Variant("CGCNN default", "cgcnn", UPSTREAM_DEFAULT),
+            Variant("CT all data (ct-mt-v2:std)", "cgcnn", "ct-mt-v2:std"),
+            *_held_out_database_rows(),
+        ),
+        "The CTs (v2 recipe, MP structures + compositions) differ only in the corpora they saw: "
+        "ct-mt-v2 saw OQMD and CMR (the tasks' own formulas excluded), ct-mt-v2-nocmr no CMR "
+        "record, ct-mt-v2-nooqmd no OQMD record. Each held-out CT runs only on its database's "
+        "tasks, read from benchmarks/results/pretrain (pretrain/recipes/ship_tables_v2.sh export).",
     ),
     "perovskite": Experiment(
         "perovskite", "Perovskite transfer: small downstream set, with and without CT",

@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from benchmarks.downstream import TASKS, Prepared, fixed_test_split, prepare
-from benchmarks.experiments import CHECKPOINT_SLOT, CONTROL_CHECKPOINT_SLOT, EXPERIMENTS, Experiment, Variant
+from benchmarks.experiments import (CHECKPOINT_SLOT, CONTROL_CHECKPOINT_SLOT, EXPERIMENTS, Experiment, Variant,
+                                    held_out_database_ct)
 from benchmarks.locks import exclusive
 from benchmarks.method_b import is_method_b, learned_table, method_b_metrics
 from benchmarks.report import summarise, write_reports
@@ -34,6 +35,7 @@ from ct_plugins.provenance import code_provenance
 from ct_plugins.training import UPSTREAM_DEFAULT
 
 RESULTS = Path(__file__).resolve().parent / "results"
+PRETRAINED = RESULTS / "pretrain"  # pretrain/recipes/ship_tables_v2.sh export writes the tables here
 CHECKPOINT_ENV = "CT_CHECKPOINT"
 CONTROL_CHECKPOINT_ENV = "CT_CONTROL_CHECKPOINT"
 
@@ -153,13 +155,15 @@ def run_experiment(exp: Experiment, scale: Scale, upstreams: set[str], seeds: tu
     finished in `work` and list the others in ``missing``."""
     variants, skipped = with_checkpoint([v for v in exp.variants if v.upstream in upstreams],
                                         {CHECKPOINT_SLOT: ct_checkpoint, CONTROL_CHECKPOINT_SLOT: ct_control_checkpoint})
+    variants, unexported = with_exported_tables(variants)
+    skipped |= unexported
     seeds_of = {u: (upstream_seeds or {}).get(u, seeds)
                 for u in sorted({v.upstream for v in variants})}
     runs, data, missing = [], {}, []
     for task_name in tasks or exp.tasks:
         prepared = prepare_task(task_name, scale, work)
         data[task_name] = {**asdict(prepared), "path": str(prepared.path), "formulas": len(prepared.formulas)}
-        for variant in variants:
+        for variant in (v for v in variants if v.runs_on(task_name)):
             for seed in seeds_of[variant.upstream]:
                 split = _split_file(task_name, prepared, seed, work)
                 try:
@@ -255,8 +259,30 @@ def _attempt(variant: Variant, task: str, path: Path, seed: int, scale: Scale, w
 
 
 def _resolve(table: str, scale: Scale, work: Path) -> str:
-    """A registry name, or the file of a Method B table (trained on first use)."""
-    return str(learned_table(table, scale, work)) if is_method_b(table) else table
+    """A registry name, the file of a Method B table (trained on first use), or the exported
+    file of a Table-5 CT (with the spec's modifiers)."""
+    if is_method_b(table):
+        return str(learned_table(table, scale, work))
+    name = held_out_database_ct(table)
+    return table.replace(name, str(_exported(name)), 1) if name else table
+
+
+def _exported(name: str) -> Path:
+    return PRETRAINED / f"{name}.safetensors"
+
+
+def with_exported_tables(variants: list[Variant]) -> tuple[list[Variant], dict[str, str]]:
+    """The variants whose Table-5 CT is exported (or that need none), and {label: reason} of the others."""
+    kept, skipped = [], {}
+    for variant in variants:
+        name = held_out_database_ct(variant.table)
+        if name and not _exported(name).is_file():
+            skipped[variant.label] = (f"{_exported(name)} not found: pretrain it with "
+                                      f"`pretrain/recipes/ship_tables_v2.sh train {name}`, then `export {name}`")
+            print(f"  skipped {variant.label}: {skipped[variant.label]}")
+        else:
+            kept.append(variant)
+    return kept, skipped
 
 
 def _table_sha256(name: str) -> str | None:

