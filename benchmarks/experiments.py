@@ -160,6 +160,7 @@ EXPERIMENTS = {
             Variant("CT-CGCNN (ct = ct-mt-v2:std)", "cgcnn", "ct-mt-v2:std", paper=_mp_paper(0.071, 0.359)),
             Variant("CT-CGCNN (ct-mt-v2 raw)", "cgcnn", "ct-mt-v2"),
             Variant("CT-CGCNN (v3 metal-term candidate, ct-mt-v3-metal:std)", "cgcnn", "ct-mt-v3-metal:std"),
+            *_method_b(),
             *(Variant(f"CGCNN + {t}", "cgcnn", t) for t in CONTROLS + STRONG_PEERS),
             Variant("MEGNet default (16-d learned)", "megnet", UPSTREAM_DEFAULT, paper=_mp_paper(0.051, 0.324)),
             Variant("CT-MEGNet (ct = ct-mt-v2:std)", "megnet", "ct-mt-v2:std", paper=_mp_paper(0.049, 0.304)),
@@ -169,6 +170,8 @@ EXPERIMENTS = {
         "Paper: MP 2018.6.1 (60000/5000/4239). Here: the MP 2018 structures of ../shared/data; the "
         "test part (~10% of formulas, fixed for every seed) is formula-disjoint from training and "
         "excluded from CT pretraining; train/val drawn per seed from a pool of --scale's n_max. "
+        "Method B: each GNN trained (its own features, the scale's epochs) on up to n_max OQMD + "
+        "CMR Ef records without downstream formulas, its first-layer vectors then frozen in CGCNN. "
         "MEGNet (20 epochs) and ALIGNN (10) were far from converged at the small scale: read their "
         "rows against the same-width random control.",
     ),

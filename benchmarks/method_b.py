@@ -32,10 +32,15 @@ def is_method_b(table: str) -> bool:
     return table.startswith(PREFIX)
 
 
+def learned_path(table: str, work: Path) -> Path:
+    """Where the Method B table ``method-b:UPSTREAM`` of a work folder is (once learned)."""
+    return work / "method-b" / f"learned-{table.removeprefix(PREFIX)}.safetensors"
+
+
 def learned_table(table: str, scale: Scale, work: Path) -> Path:
     """Path of the Method B table ``method-b:UPSTREAM``, training its GNN first if needed."""
     upstream = table.removeprefix(PREFIX)
-    path = work / "method-b" / f"learned-{upstream}.safetensors"
+    path = learned_path(table, work)
     with exclusive(path.parent / upstream):
         if not path.is_file():
             _learn(upstream, scale, work / "method-b").save(path)
@@ -70,7 +75,7 @@ def method_b_metrics(variants, scale: Scale, work: Path) -> dict[str, dict]:
     results file: the README quotes these MAEs."""
     found = {}
     for table in sorted({v.table for v in variants if is_method_b(v.table)}):
-        path = work / "method-b" / f"learned-{table.removeprefix(PREFIX)}.safetensors"
+        path = learned_path(table, work)
         if path.is_file():
             learned = EmbeddingTable.load(path)
             found[table] = {**learned.metadata.get("metrics", {}), "table_sha256": learned.sha256()}

@@ -26,7 +26,7 @@ from benchmarks.downstream import TASKS, Prepared, fixed_test_split, prepare
 from benchmarks.experiments import (CHECKPOINT_SLOT, CONTROL_CHECKPOINT_SLOT, EXPERIMENTS, Experiment, Variant,
                                     held_out_database_ct)
 from benchmarks.locks import exclusive
-from benchmarks.method_b import is_method_b, learned_table, method_b_metrics
+from benchmarks.method_b import is_method_b, learned_path, learned_table, method_b_metrics
 from benchmarks.report import summarise, write_reports
 from ct_plugins.arguments import COUNT, SEEDS
 from ct_plugins.files import atomic_write_bytes
@@ -89,7 +89,7 @@ def run_one(variant: Variant, task: str, task_path: Path, seed: int, scale: Scal
             work: Path, split_file: Path | None = None, cached_only: bool = False) -> dict:
     from ct_plugins.training import UpstreamTrainConfig, print_epoch, run
 
-    table = _resolve(variant.table, scale, work)
+    table = _resolve(variant.table, scale, work, cached_only)
     out = run_folder(work, task, variant, seed, scale.patience)
     cfg = UpstreamTrainConfig(
         upstream=variant.upstream, data=str(task_path), target="target",
@@ -258,10 +258,12 @@ def _attempt(variant: Variant, task: str, path: Path, seed: int, scale: Scale, w
     return {**base, **{k: metrics.get(k) for k in keep}}
 
 
-def _resolve(table: str, scale: Scale, work: Path) -> str:
-    """A registry name, the file of a Method B table (trained on first use), or the exported
-    file of a Table-5 CT (with the spec's modifiers)."""
+def _resolve(table: str, scale: Scale, work: Path, cached_only: bool = False) -> str:
+    """A registry name, the file of a Method B table (its GNN trained on first use, never
+    with ``cached_only``), or the exported file of a Table-5 CT (with the spec's modifiers)."""
     if is_method_b(table):
+        if cached_only and not learned_path(table, work).is_file():
+            raise NotCached(f"{table}: its GNN has not been trained yet")
         return str(learned_table(table, scale, work))
     name = held_out_database_ct(table)
     return table.replace(name, str(_exported(name)), 1) if name else table

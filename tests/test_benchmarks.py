@@ -157,6 +157,15 @@ def test_method_b_table_holds_the_first_layer_vectors_of_a_trained_cgcnn(smoke_w
     assert "method B" in table.description and table.matrix.std() > 0
 
 
+def test_cached_only_never_trains_a_method_b_gnn(tmp_path):
+    table2 = EXPERIMENTS["table2"]
+    exp = replace(table2, tasks=("oqmd-ef",), variants=tuple(v for v in table2.variants
+                                                             if v.table in ("default", "method-b:cgcnn")))
+    result = run_experiment(exp, SCALES["smoke"], {"cgcnn"}, (0,), tmp_path, cached_only=True)
+    assert not result["runs"] and not (tmp_path / "method-b" / "cgcnn").exists()
+    assert "method-b:cgcnn: its GNN has not been trained yet" in {m["why"] for m in result["missing"]}
+
+
 def test_a_cached_run_of_a_changed_table_trains_again(smoke_work):
     variant = next(v for v in SLICE.variants if v.table == "ct-mt")
     first = run_experiment(SLICE, SCALES["smoke"], {"cgcnn"}, (0,), smoke_work)
