@@ -50,12 +50,6 @@ def held_out_database_ct(table: str) -> str | None:
     return name if name in HELD_OUT_DATABASE_CTS else None
 
 
-def _held_out_database_rows() -> tuple[Variant, ...]:
-    """Each Table-5 CT, standardised like `ct`, on the tasks of the database it never saw."""
-    return tuple(Variant(f"CT that never saw {database} ({name}:std)", "cgcnn", f"{name}:std", tasks=tasks)
-                 for name, (database, tasks) in HELD_OUT_DATABASE_CTS.items())
-
-
 def needs_ct_checkpoint(table: str) -> bool:
     return CHECKPOINT_SLOT in table or CONTROL_CHECKPOINT_SLOT in table
 
@@ -121,6 +115,12 @@ def _encoder_rows(upstream: str = "cgcnn", label: str = "CT") -> tuple[Variant, 
     """Table 4's atom+coordinate row and its control (same transformer, untrained weights)."""
     return (Variant(f"{label} encoder atom+coordinate, frozen", upstream, CT_ENCODER),
             Variant(f"{label} encoder untrained (same config), frozen: control", upstream, CT_ENCODER_CONTROL))
+
+
+def _held_out_database_rows() -> tuple[Variant, ...]:
+    """Each Table-5 CT, standardised like `ct`, on the tasks of the database it never saw."""
+    return tuple(Variant(f"CT that never saw {database} ({name}:std)", "cgcnn", f"{name}:std", tasks=tasks)
+                 for name, (database, tasks) in HELD_OUT_DATABASE_CTS.items())
 
 
 def _controls_and_strong_peers(experiment: Experiment) -> Experiment:
