@@ -20,8 +20,12 @@ BEST_PEERS = ("mat2vec", "skipatom", "mat2vec:std", "skipatom:std")
 # where it beats random128:std, and as state of the art only where it beats these peers.
 STRONG_PEERS = ("mace_mp0:std", "orb_v2:std")
 CONTROLS = ("random128:std",)
+# More knowledge-free controls, in CGCNN only (the cheapest back-end): two more random draws show
+# how far one draw is from another, one-hot gives every element its own axis and no relations.
+# A CT gain counts as knowledge only where it beats the best of them.
+MORE_CGCNN_CONTROLS = ("random128-s1:std", "random128-s2:std", "onehot")
 _PEER_NAMES = frozenset(p.split(":")[0] for p in PEERS + STRONG_PEERS)
-_CONTROL_NAMES = frozenset(c.split(":")[0] for c in CONTROLS)
+_CONTROL_NAMES = frozenset(c.split(":")[0] for c in CONTROLS + MORE_CGCNN_CONTROLS)
 
 
 # The CT encoder's per-atom outputs as node features (Table 4 "atom+coordinate"): the checkpoint
@@ -124,12 +128,14 @@ def _held_out_database_rows() -> tuple[Variant, ...]:
 
 
 def _controls_and_strong_peers(experiment: Experiment) -> Experiment:
-    """Every back-end of an experiment also gets the same-width random control, and CGCNN the
-    strongest peers, so each CT gain can be read net of width/scaling and against the best."""
+    """Every back-end of an experiment also gets the same-width random control, and CGCNN more
+    controls and the strongest peers, so each CT gain can be read net of width/scaling and
+    against the best."""
     extra = []
     for upstream, label in (("cgcnn", "CGCNN"), ("megnet", "MEGNet"), ("alignn", "ALIGNN")):
         if any(v.upstream == upstream for v in experiment.variants):
-            extra += [Variant(f"{label} + {t} (control)", upstream, t) for t in CONTROLS]
+            controls = CONTROLS + (MORE_CGCNN_CONTROLS if upstream == "cgcnn" else ())
+            extra += [Variant(f"{label} + {t} (control)", upstream, t) for t in controls]
             extra += [Variant(f"{label} + {t}", upstream, t) for t in STRONG_PEERS if upstream == "cgcnn"]
     have = {(v.upstream, v.table, v.mode) for v in experiment.variants}
     new = tuple(v for v in extra if (v.upstream, v.table, v.mode) not in have)

@@ -81,9 +81,9 @@ def markdown(result: dict) -> str:
 
 
 def verdicts(summary: list[dict]) -> list[str]:
-    """Per task and back-end: the best CT variant against the default, its control (the
-    same-width random table, or the untrained encoder for the encoder row: the knowledge part of
-    a gain) and the best peer."""
+    """Per task and back-end: the best CT variant against the default, its best control (the
+    random tables and one-hot, or the untrained encoder for the encoder row: the knowledge part
+    of a gain) and the best peer."""
     lines = []
     for task, upstream in dict.fromkeys((r["task"], r["upstream"]) for r in summary):
         rows = [r for r in summary if (r["task"], r["upstream"]) == (task, upstream)
@@ -99,7 +99,7 @@ def verdicts(summary: list[dict]) -> list[str]:
                 f"({_pct(ct['vs_default'])} vs default)")
         if control:
             net = (ct["mean"] - control["mean"]) / control["mean"]
-            line += (f"; the control *{control['variant']}* {control['mean']:.4f} "
+            line += (f"; the best control *{control['variant']}* {control['mean']:.4f} "
                      f"({_pct(control['vs_default'])}): CT vs control {_pct(net)}")
         if peer:
             ahead = "ahead of" if ct["mean"] <= peer["mean"] else "behind"

@@ -249,6 +249,28 @@ def test_the_reading_states_the_ct_gain_net_of_the_random_control():
     assert "ahead of the best peer *mat2vec*" in line
 
 
+def test_cgcnn_gets_every_control_and_the_other_back_ends_the_same_width_random_table():
+    from benchmarks.experiments import CONTROLS, MORE_CGCNN_CONTROLS
+
+    tables = {(v.upstream, v.table) for v in EXPERIMENTS["table2"].variants}
+    assert {("cgcnn", t) for t in CONTROLS + MORE_CGCNN_CONTROLS} <= tables
+    assert ("megnet", "random128:std") in tables and ("megnet", "onehot") not in tables
+
+
+def test_a_ct_gain_is_read_against_the_best_of_the_controls():
+    from benchmarks.report import verdicts
+
+    def row(variant, table, mean):
+        return {"task": "t", "upstream": "cgcnn", "variant": variant, "table": table,
+                "mean": mean, "vs_default": mean / 0.5 - 1}
+
+    summary = [row("default", "default", 0.5), row("ct", "ct-mt-v2:std", 0.40),
+               row("draw 0", "random128:std", 0.52), row("draw 1", "random128-s1:std", 0.44),
+               row("one-hot", "onehot", 0.48)]
+    (line,) = verdicts(summary)
+    assert "best control *draw 1* 0.4400 (-12.0%): CT vs control -9.1%" in line
+
+
 def test_the_encoder_row_is_read_against_its_untrained_copy_not_the_random_table():
     from benchmarks.report import verdicts
 
