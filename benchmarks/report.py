@@ -108,11 +108,23 @@ def verdicts(summary: list[dict]) -> list[str]:
     return lines
 
 
+def changed_epochs(scale: dict) -> dict[str, int]:
+    """The back-ends whose fixed epochs --epochs set away from the scale's own (a scale as a dict)."""
+    base = scale.get("base_epochs") or {}
+    return {u: n for u, n in scale["epochs"].items() if n != base.get(u, n)}
+
+
+def fixed_epochs_label(scale: dict, epochs: dict[str, int]) -> str:
+    changed = changed_epochs(scale)
+    own = {u: scale["base_epochs"][u] for u in changed if u in epochs}
+    return f"fixed epochs {epochs}" + (f" (set by --epochs; the scale's own: {own})" if own else "")
+
+
 def _protocol(result: dict) -> str:
     """Fixed epochs, or converged with the epochs the runs actually trained."""
     scale = result["scale"]
     if scale.get("patience") is None:
-        return f"fixed epochs {scale['epochs']}"
+        return fixed_epochs_label(scale, scale["epochs"])
     trained = [r["stopped_epoch"] for r in result["runs"] if r.get("stopped_epoch") is not None]
     spread = f", trained {min(trained)}-{max(trained)} epochs" if trained else ""
     return (f"converged (early stopping, patience {scale['patience']}, at most "
@@ -174,11 +186,15 @@ def write_reports(result: dict, out: Path) -> dict[str, Path]:
 
 def write_report_files(result: dict, out: Path, name: str, render_markdown: Callable[[dict], str],
                        render_png: Callable[[dict, Path], Path]) -> dict[str, Path]:
-    """``OUT/NAME-SCALE[-converged-pN].{json,md,png}`` of a benchmark result."""
+    """``OUT/NAME-SCALE[-converged-pN | -epochs-UPSTREAMN...].{json,md,png}`` of a benchmark
+    result: other protocols never overwrite the report of the scale's own fixed epochs."""
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{name}-{result['scale']['name']}"
-    if result["scale"].get("patience") is not None:  # never overwrite the fixed-epoch report
-        stem += f"-converged-p{result['scale']['patience']}"
+    scale = result["scale"]
+    stem = f"{name}-{scale['name']}"
+    if scale.get("patience") is not None:
+        stem += f"-converged-p{scale['patience']}"
+    elif changed_epochs(scale):
+        stem += "-epochs-" + "-".join(f"{u}{n}" for u, n in sorted(changed_epochs(scale).items()))
     paths = {"json": out / f"{stem}.json", "markdown": out / f"{stem}.md", "png": out / f"{stem}.png"}
     paths["json"].write_text(json.dumps(result, indent=2))
     paths["markdown"].write_text(render_markdown(result))

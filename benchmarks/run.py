@@ -4,12 +4,14 @@
     python -m benchmarks.run perovskite --scale smoke --upstreams cgcnn
     python -m benchmarks.run table4 --scale smoke --upstreams cgcnn --ct-checkpoint RUN/best.pt
     python -m benchmarks.run table2 --scale small --patience 20 --max-epochs 300   # converged
+    python -m benchmarks.run mp-table2 --scale mp --upstreams alignn --epochs alignn=40  # longer
 
 Every variant of an upstream sees the same records, split (per seed) and epochs. Two protocols:
-"fixed epochs" (the scale's) and "converged" (early stopping: at most --max-epochs, stopped once
-validation MAE has not improved for --patience epochs; test MAE of the best-validation model).
-Runs already finished in the work folder are reused, so an interrupted benchmark resumes where it
-stopped; converged runs live beside the fixed-epoch ones (run folder suffix ``-patienceN``).
+"fixed epochs" (the scale's, or --epochs) and "converged" (early stopping: at most --max-epochs,
+stopped once validation MAE has not improved for --patience epochs; test MAE of the
+best-validation model). Runs already finished in the work folder are reused, so an interrupted
+benchmark resumes where it stopped; converged runs and runs of other epoch counts live beside the
+scale's fixed-epoch ones (run folder suffix ``-patienceN`` / ``-epochsN``), never replacing them.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from benchmarks.experiments import (CHECKPOINT_SLOT, CONTROL_CHECKPOINT_SLOT, EX
                                     held_out_database_ct)
 from benchmarks.locks import exclusive
 from benchmarks.method_b import is_method_b, learned_path, learned_table, method_b_metrics
-from benchmarks.report import summarise, write_reports
+from benchmarks.report import changed_epochs, summarise, write_reports
 from ct_plugins.arguments import COUNT, SEEDS
 from ct_plugins.files import atomic_write_bytes
 from ct_plugins.plugins import adapters
@@ -50,6 +52,7 @@ class Scale:
     smoke: bool  # read tests/data instead of ../shared/data
     online_mp: bool = False  # MP tasks from jarvis-tools' online `megnet` (benchmarks.paper_data)
     patience: int | None = None  # None: fixed epochs; N: early stopping, `epochs` the most
+    base_epochs: dict[str, int] | None = None  # the scale's own epochs, once --epochs changed them
 
     @property
     def protocol(self) -> str:
@@ -57,6 +60,11 @@ class Scale:
         if self.patience is None:
             return "fixed epochs"
         return f"converged (early stopping, patience {self.patience})"
+
+
+def with_epochs(scale: Scale, epochs: dict[str, int]) -> Scale:
+    """The scale with some back-ends' fixed epochs changed (e.g. ALIGNN far beyond its 10)."""
+    return replace(scale, epochs={**scale.epochs, **epochs}, base_epochs=scale.base_epochs or scale.epochs)
 
 
 def converged(scale: Scale, patience: int, max_epochs: int) -> Scale:
@@ -90,7 +98,7 @@ def run_one(variant: Variant, task: str, task_path: Path, seed: int, scale: Scal
     from ct_plugins.training import UpstreamTrainConfig, print_epoch, run
 
     table = _resolve(variant.table, scale, work, cached_only)
-    out = run_folder(work, task, variant, seed, scale.patience)
+    out = run_folder(work, task, variant, seed, scale)
     cfg = UpstreamTrainConfig(
         upstream=variant.upstream, data=str(task_path), target="target",
         atom_features=table, mode=variant.mode, epochs=scale.epochs[variant.upstream],
@@ -121,9 +129,9 @@ def _reusable(out: Path, cfg, table: str) -> dict:
     return cached
 
 
-def run_folder(work: Path, task: str, variant: Variant, seed: int, patience: int | None = None) -> Path:
+def run_folder(work: Path, task: str, variant: Variant, seed: int, scale: Scale | None = None) -> Path:
     """Where one run trains and is cached: WORK/<task>/<upstream>/<run key>/seed<k>."""
-    return work / task / variant.upstream / run_key(variant, patience) / f"seed{seed}"
+    return work / task / variant.upstream / run_key(variant, scale) / f"seed{seed}"
 
 
 HYPER_PARAMETERS = ("epochs", "patience", "batch_size", "lr", "mode", "missing", "small", "max_abs_target",
@@ -297,11 +305,17 @@ def _table_sha256(name: str) -> str | None:
     return provider.sha256 if provider is not None else load_table(name).sha256()
 
 
-def run_key(variant: Variant, patience: int | None = None) -> str:
+def run_key(variant: Variant, scale: Scale | None = None) -> str:
     """Folder name of a run: what it trains, not its label, so experiments share finished runs.
-    Early-stopped runs get their own folder: they never replace a fixed-epoch run."""
+    Early-stopped runs and runs of other epoch counts get their own folder: they never replace
+    a run of the scale's own fixed epochs."""
     key = _slug(f"{variant.table}-{variant.mode}")
-    return key if patience is None else f"{key}-patience{patience}"
+    if scale is None:
+        return key
+    if scale.patience is not None:
+        return f"{key}-patience{scale.patience}"
+    changed = changed_epochs(asdict(scale))
+    return f"{key}-epochs{changed[variant.upstream]}" if variant.upstream in changed else key
 
 
 def _slug(text: str) -> str:
@@ -390,6 +404,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def add_protocol_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--epochs", action="append", default=[], metavar="[UPSTREAM=]N",
+                        help="fixed epochs instead of the scale's: N for every back-end or "
+                        "UPSTREAM=N for one (repeatable), e.g. alignn=40; such runs get their own "
+                        "run folders (suffix -epochsN) and reports")
     parser.add_argument("--patience", type=COUNT, help="converged protocol: early stopping after "
                         "this many epochs without a better validation MAE (default: fixed epochs)")
     parser.add_argument("--max-epochs", type=COUNT, help="with --patience: the most epochs of "
@@ -400,12 +418,30 @@ MAX_EPOCHS = 300
 
 
 def protocol_scale(scale: Scale, args: argparse.Namespace, parser: argparse.ArgumentParser) -> Scale:
-    """The scale as asked: fixed epochs, or converged with --patience/--max-epochs."""
+    """The scale as asked: fixed epochs (the scale's or --epochs), or converged with
+    --patience/--max-epochs."""
     if args.patience is None:
         if args.max_epochs is not None:
-            parser.error("--max-epochs needs --patience (fixed epochs come from --scale)")
-        return scale
+            parser.error("--max-epochs needs --patience (fixed epochs come from --scale or --epochs)")
+        return with_epochs(scale, _epochs_asked(args.epochs, scale, parser)) if args.epochs else scale
+    if args.epochs:
+        parser.error("--epochs is the fixed-epoch protocol; with --patience use --max-epochs")
     return converged(scale, args.patience, args.max_epochs or MAX_EPOCHS)
+
+
+def _epochs_asked(specs: list[str], scale: Scale, parser: argparse.ArgumentParser) -> dict[str, int]:
+    """``--epochs 40`` (every back-end) and ``--epochs alignn=40`` (one), later ones winning."""
+    epochs: dict[str, int] = {}
+    for spec in specs:
+        upstream, _, count = spec.rpartition("=")
+        if upstream and upstream not in scale.epochs:
+            parser.error(f"--epochs: unknown back-end {upstream!r} (one of {', '.join(scale.epochs)})")
+        try:
+            n = COUNT(count)
+        except argparse.ArgumentTypeError:
+            parser.error(f"--epochs: {spec!r} is not N or UPSTREAM=N with N a whole number >= 1")
+        epochs.update(dict.fromkeys([upstream] if upstream else scale.epochs, n))
+    return epochs
 
 
 if __name__ == "__main__":

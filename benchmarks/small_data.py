@@ -25,10 +25,10 @@ import numpy as np
 
 from benchmarks.downstream import TASKS, Prepared, prepare, read_jsonl, write_jsonl
 from benchmarks.experiments import CONTROLS, Variant
-from benchmarks.report import write_report_files
+from benchmarks.report import fixed_epochs_label, write_report_files
 from benchmarks.run import (RESULTS, SCALES, NotCached, Scale, _attempt, add_protocol_options, protocol_scale,
                             write_if_changed)
-from ct_plugins.arguments import COUNT, SEEDS
+from ct_plugins.arguments import SEEDS
 from ct_plugins.provenance import code_provenance
 from ct_plugins.training import UPSTREAM_DEFAULT
 
@@ -230,7 +230,7 @@ def _run_commits(runs: list[dict]) -> str:
 def _protocol(result: dict, epochs: dict) -> str:
     patience = result["scale"].get("patience")
     if patience is None:
-        return f"fixed epochs {epochs}"
+        return fixed_epochs_label(result["scale"], epochs)
     trained = [r["stopped_epoch"] for r in result["runs"] if r.get("stopped_epoch") is not None]
     spread = f", trained {min(trained)}-{max(trained)} epochs" if trained else ""
     return (f"converged (early stopping, patience {patience}, at most {max(epochs.values())} "
@@ -305,7 +305,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--upstreams", default="cgcnn,megnet")
     parser.add_argument("--variants", default=",".join(DEFAULT_TABLES),
                         help="comma-separated tables ('default': the upstream's own features)")
-    parser.add_argument("--epochs", type=COUNT, help="epochs for every back-end (default: the scale's)")
     add_protocol_options(parser)
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results are written")
     parser.add_argument("--work", type=Path, help="run folders (default: OUT/work/small_data-SCALE)")
@@ -317,14 +316,10 @@ def main(argv: list[str] | None = None) -> int:
     sizes = _csv(args.sizes) if args.sizes else list(SMOKE_SIZES if scale.smoke else DEFAULT_SIZES)
     problem = (_check_sizes(sizes)
                or next((f"--tasks: unknown task {t!r}" for t in tasks if t not in TASKS), None)
-               or next((f"--upstreams: unknown back-end {u!r}" for u in upstreams if u not in scale.epochs), None)
-               or ("--epochs is fixed-epoch; with --patience use --max-epochs"
-                   if args.epochs and args.patience else None))
+               or next((f"--upstreams: unknown back-end {u!r}" for u in upstreams if u not in scale.epochs), None))
     if problem or not (tasks and upstreams and tables):
         print(f"benchmarks.small_data: {problem or 'nothing to run'}", file=sys.stderr)
         return 2
-    if args.epochs:
-        scale = replace(scale, epochs={u: args.epochs for u in scale.epochs})
     scale = protocol_scale(scale, args, parser)
     seeds = args.seeds or scale.seeds
     work = args.work or args.out / "work" / f"small_data-{scale.name}"

