@@ -14,11 +14,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 DEFAULT_KEY = "default-frozen"  # run_key of the upstream's own features
+_PROTOCOL_SUFFIX = re.compile(r"-(patience|epochs)\d+$")  # run_key of an early-stopped or longer run
+
+
+def default_key(key: str) -> str:
+    """The default run of the same protocol: early-stopped and longer runs race their own default."""
+    suffix = _PROTOCOL_SUFFIX.search(key)
+    return DEFAULT_KEY + (suffix.group(0) if suffix else "")
 
 
 def read_runs(work: Path) -> dict[tuple[str, str, str], dict[int, list[float]]]:
@@ -46,8 +54,8 @@ def convergence(work: Path) -> list[dict]:
     runs = read_runs(work)
     rows = []
     for (task, upstream, key), seeds in sorted(runs.items()):
-        default = runs.get((task, upstream, DEFAULT_KEY), {})
-        if key == DEFAULT_KEY or not default:
+        default = runs.get((task, upstream, default_key(key)), {})
+        if key == default_key(key) or not default:
             continue
         shared = sorted(set(seeds) & set(default))
         ratios = {seed: epochs_ratio(seeds[seed], default[seed]) for seed in shared}

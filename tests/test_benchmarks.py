@@ -299,6 +299,14 @@ def test_convergence_ratio_counts_epochs_to_the_defaults_best(tmp_path):
     assert row["variant"] == "ct-frozen" and row["mean_ratio"] == pytest.approx(2 / 3) and row["reached"] == "1/1"
 
 
+def test_an_early_stopped_or_longer_run_races_the_default_of_its_own_protocol():
+    from benchmarks.convergence import default_key
+
+    assert default_key("ct-mt-v2-std-frozen-epochs40") == "default-frozen-epochs40"
+    assert default_key("ct-trainable-patience20") == "default-frozen-patience20"
+    assert default_key("random128-std-frozen") == "default-frozen"
+
+
 def test_table1_puts_the_ct_heads_beside_each_backends_default(tmp_path):
     from benchmarks.table1 import main as table1
 
