@@ -60,7 +60,8 @@ def markdown(result: dict) -> str:
     lines = [
         f"## {result['title']}", "",
         f"Scale `{scale['name']}`{' (scaled down)' if result['scaled_down'] else ''}; "
-        f"{_protocol(result)}; seeds {_seeds(result['seeds'])}; commit `{result['commit'][:10]}`.",
+        f"{protocol_label(result, scale['epochs'])}; seeds {_seeds(result['seeds'])}; "
+        f"commit `{result['commit'][:10]}`.",
         "Data: " + "; ".join(f"{t}: {d['n_records']} records ({d['source']})"
                              for t, d in result["data"].items()),
         "", result["notes"], "",
@@ -114,21 +115,22 @@ def changed_epochs(scale: dict) -> dict[str, int]:
     return {u: n for u, n in scale["epochs"].items() if n != base.get(u, n)}
 
 
-def fixed_epochs_label(scale: dict, epochs: dict[str, int]) -> str:
+def _fixed_epochs_label(scale: dict, epochs: dict[str, int]) -> str:
     changed = changed_epochs(scale)
     own = {u: scale["base_epochs"][u] for u in changed if u in epochs}
     return f"fixed epochs {epochs}" + (f" (set by --epochs; the scale's own: {own})" if own else "")
 
 
-def _protocol(result: dict) -> str:
-    """Fixed epochs, or converged with the epochs the runs actually trained."""
+def protocol_label(result: dict, epochs: dict[str, int]) -> str:
+    """Fixed epochs, or converged with the epochs the runs actually trained (``epochs``: those
+    of the back-ends the report covers)."""
     scale = result["scale"]
     if scale.get("patience") is None:
-        return fixed_epochs_label(scale, scale["epochs"])
+        return _fixed_epochs_label(scale, epochs)
     trained = [r["stopped_epoch"] for r in result["runs"] if r.get("stopped_epoch") is not None]
     spread = f", trained {min(trained)}-{max(trained)} epochs" if trained else ""
     return (f"converged (early stopping, patience {scale['patience']}, at most "
-            f"{max(scale['epochs'].values())} epochs{spread}; test MAE of the best-validation model)")
+            f"{max(epochs.values())} epochs{spread}; test MAE of the best-validation model)")
 
 
 def _seeds(seeds: dict[str, list[int]]) -> str:

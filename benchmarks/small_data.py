@@ -25,7 +25,7 @@ import numpy as np
 
 from benchmarks.downstream import TASKS, Prepared, prepare, read_jsonl, write_jsonl
 from benchmarks.experiments import CONTROLS, Variant
-from benchmarks.report import fixed_epochs_label, write_report_files
+from benchmarks.report import protocol_label, write_report_files
 from benchmarks.run import (RESULTS, SCALES, NotCached, Scale, _attempt, add_protocol_options, protocol_scale,
                             write_if_changed)
 from ct_plugins.arguments import SEEDS
@@ -196,7 +196,7 @@ def markdown(result: dict) -> str:
         "",
         f"Scale `{scale['name']}`{' (scaled down)' if result['scaled_down'] else ''}; "
         f"{'small model; ' if scale['small_model'] else ''}training sizes {result['sizes']}; "
-        f"seeds {result['seeds']}; {_protocol(result, epochs)}; validation {result['val_fraction']:.0%} of "
+        f"seeds {result['seeds']}; {protocol_label(result, epochs)}; validation {result['val_fraction']:.0%} of "
         f"train + val (at least {MIN_VAL}); one fixed test part of {result['n_test']} records for "
         f"every size and seed; pool {result['n_pool']} records ({result['source']}); commit "
         f"`{result['commit'][:10]}` (report); runs trained at {_run_commits(result['runs'])}.",
@@ -225,16 +225,6 @@ def _run_commits(runs: list[dict]) -> str:
     """The commits (and dirty flags) the runs recorded when they started training."""
     seen = dict.fromkeys((str(r.get("commit"))[:10], r.get("dirty")) for r in runs if "error" not in r)
     return ", ".join(f"`{c}`{' (dirty tree)' if d else ''}" for c, d in seen) or "–"
-
-
-def _protocol(result: dict, epochs: dict) -> str:
-    patience = result["scale"].get("patience")
-    if patience is None:
-        return fixed_epochs_label(result["scale"], epochs)
-    trained = [r["stopped_epoch"] for r in result["runs"] if r.get("stopped_epoch") is not None]
-    spread = f", trained {min(trained)}-{max(trained)} epochs" if trained else ""
-    return (f"converged (early stopping, patience {patience}, at most {max(epochs.values())} "
-            f"epochs{spread}; test MAE of the best-validation model)")
 
 
 def _diff(paired: dict | None) -> str:
