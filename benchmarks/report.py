@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -84,13 +85,13 @@ def markdown(result: dict) -> str:
 
 def carried_note(runs: list[dict]) -> list[str]:
     """One line naming the runs reused from earlier reports (``--earlier``), if any."""
-    sources = sorted({r["carried_from"] for r in runs if "carried_from" in r})
+    sources = Counter(r["carried_from"] for r in runs if "carried_from" in r)
     if not sources:
         return []
-    count = sum("carried_from" in r for r in runs)
-    return [f"- {count} of {len(runs)} runs are taken from earlier reports, their run folders "
-            f"being gone (each matched on table, records, upstream version and epochs): "
-            f"{'; '.join(sources)}."]
+    return [f"- {sum(sources.values())} of {len(runs)} runs are taken from earlier reports, their "
+            "run folders being gone (each matched on table, records, upstream version and epochs; "
+            "its commit is in the JSON): "
+            + "; ".join(f"{name} ({count})" for name, count in sorted(sources.items())) + "."]
 
 
 def verdicts(summary: list[dict]) -> list[str]:

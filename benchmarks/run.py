@@ -162,8 +162,7 @@ def load_earlier(reports: list[Path]) -> dict[str, dict]:
             variant = Variant(record["variant"], record["upstream"], record["table"], record["mode"])
             task = f"{record['task']}-n{record['n']}" if "n" in record else record["task"]  # small_data
             key = run_folder(Path(), task, variant, record["seed"], scale).as_posix()
-            source = f"{path.name} (commit {(record.get('commit') or 'unknown')[:10]})"
-            index.setdefault(key, {**record, "carried_from": source})
+            index.setdefault(key, {**record, "carried_from": path.name})  # its own "commit" stays
     return index
 
 
