@@ -344,11 +344,11 @@ def test_table1_puts_the_ct_heads_beside_each_backends_default(tmp_path):
     heads = {"run": "r", "test_mae": {"ef@mp_structures": 0.2, "eg@mp_structures": 0.5},
              "n_structures": 30, "epochs": 3, "best_epoch": 3}
     (tmp_path / "heads.json").write_text(json.dumps(heads))
-    for seed, mae in ((0, 0.30), (1, 0.34)):
-        folder = tmp_path / "work" / "mp-ef" / "cgcnn" / "default-frozen" / f"seed{seed}"
-        folder.mkdir(parents=True)
-        (folder / "metrics.json").write_text(json.dumps({"test_mae": mae, "n_train": 90, "n_test": 30, "epochs": 2}))
-    assert table1(["--heads", str(tmp_path / "heads.json"), "--work", str(tmp_path / "work"),
+    run = {"task": "mp-ef", "upstream": "cgcnn", "mode": "frozen", "n_train": 90, "n_test": 30, "epochs": 2}
+    runs = [{**run, "table": "default", "seed": 0, "test_mae": 0.30}, {**run, "table": "default", "seed": 1,
+            "test_mae": 0.34}, {**run, "table": "ct-mt-v2:std", "seed": 0, "test_mae": 0.1}]
+    (tmp_path / "mp-table2.json").write_text(json.dumps({"runs": runs}))
+    assert table1(["--heads", str(tmp_path / "heads.json"), "--report", str(tmp_path / "mp-table2.json"),
                    "--out", str(tmp_path / "out")]) == 0
     text = (tmp_path / "out" / "table1-mp.md").read_text()
     assert "| CT | mp-ef | 0.2000 | 1 |" in text and "| cgcnn | mp-ef | 0.3200 ± 0.0283 | 2 | 90 / 30 | 2 | 0.083 |" in text
