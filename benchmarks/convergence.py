@@ -1,13 +1,14 @@
 """Convergence speed: how many epochs a table needs to reach the default's best validation MAE.
 
-    .venv/bin/python -m benchmarks.convergence WORK [--json out.json]
+    .venv/bin/python -m benchmarks.convergence WORK [--json out.json] [--earlier previous.json]
 
 WORK is a benchmark work folder (``--work`` of ``benchmarks.run``; runs in
 ``WORK/<task>/<upstream>/<table-mode>/seed<k>/metrics.json``, each with its per-epoch
 ``history``). Per task, back-end and variant, for every seed the variant shares with the
 default: the first epoch whose validation MAE is at or below the default's best, divided by the
 epoch of the default's best. A ratio below 1 means the table gets there faster; "not reached"
-means it never did within the run's epochs.
+means it never did within the run's epochs. ``--earlier`` keeps the rows of an earlier JSON
+whose runs are no longer in WORK (run folders need not outlive a machine).
 """
 
 from __future__ import annotations
@@ -67,20 +68,37 @@ def convergence(work: Path) -> list[dict]:
     return rows
 
 
+def with_earlier(rows: list[dict], earlier: Path) -> list[dict]:
+    """``rows`` plus the rows of an earlier JSON that ``rows`` does not cover, marked as such."""
+    def key(row: dict) -> tuple[str, str, str]:
+        return row["task"], row["upstream"], row["variant"]
+
+    fresh = {key(row) for row in rows}
+    kept = [{**row, "carried_from": row.get("carried_from", earlier.name)}
+            for row in json.loads(earlier.read_text()) if key(row) not in fresh]
+    return sorted(rows + kept, key=key)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("work", type=Path)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--earlier", type=Path, help="an earlier --json output: its rows for runs "
+                        "not in WORK are kept (marked by the file they came from)")
     args = parser.parse_args(argv)
-    if not args.work.is_dir():
-        print(f"benchmarks.convergence: {args.work} is not a folder", file=sys.stderr)
-        return 2
+    for path, is_ok, what in ((args.work, Path.is_dir, "a folder"), (args.earlier, Path.is_file, "a file")):
+        if path is not None and not is_ok(path):
+            print(f"benchmarks.convergence: {path} is not {what}", file=sys.stderr)
+            return 2
     rows = convergence(args.work)
+    if args.earlier:
+        rows = with_earlier(rows, args.earlier)
     print("| task | back-end | variant | epochs to the default's best / default's | seeds reaching it |")
     print("|---|---|---|---|---|")
     for row in rows:
         ratio = "not reached" if row["mean_ratio"] is None else f"{row['mean_ratio']:.2f}"
-        print(f"| {row['task']} | {row['upstream']} | {row['variant']} | {ratio} | {row['reached']} |")
+        earlier = f" (from {row['carried_from']})" if "carried_from" in row else ""
+        print(f"| {row['task']} | {row['upstream']} | {row['variant']} | {ratio} | {row['reached']}{earlier} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
     return 0

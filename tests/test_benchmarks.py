@@ -330,6 +330,24 @@ def test_convergence_ratio_counts_epochs_to_the_defaults_best(tmp_path):
     assert row["variant"] == "ct-frozen" and row["mean_ratio"] == pytest.approx(2 / 3) and row["reached"] == "1/1"
 
 
+def test_convergence_keeps_the_earlier_rows_whose_runs_are_gone(tmp_path, capsys):
+    from benchmarks.convergence import main as convergence_main
+
+    for key, curve in (("default-frozen", [0.6, 0.4, 0.3]), ("ct-frozen", [0.35, 0.3, 0.2])):
+        folder = tmp_path / "work" / "oqmd-ef" / "cgcnn" / key / "seed0"
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"history": [{"val_mae": v} for v in curve]}))
+    row = {"task": "oqmd-ef", "upstream": "cgcnn", "seeds": [0], "ratio_per_seed": {"0": 0.5},
+           "mean_ratio": 0.5, "reached": "1/1"}
+    (tmp_path / "old.json").write_text(json.dumps([{**row, "variant": "ct-frozen"},  # now measured again
+                                                   {**row, "variant": "mace-frozen"}]))
+    assert convergence_main([str(tmp_path / "work"), "--earlier", str(tmp_path / "old.json"),
+                             "--json", str(tmp_path / "new.json")]) == 0
+    rows = json.loads((tmp_path / "new.json").read_text())
+    assert [(r["variant"], r.get("carried_from")) for r in rows] == [("ct-frozen", None), ("mace-frozen", "old.json")]
+    assert "| oqmd-ef | cgcnn | mace-frozen | 0.50 | 1/1 (from old.json) |" in capsys.readouterr().out
+
+
 def test_an_early_stopped_or_longer_run_races_the_default_of_its_own_protocol():
     from benchmarks.convergence import default_key
 
