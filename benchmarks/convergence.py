@@ -92,7 +92,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     rows = convergence(args.work)
     if args.earlier:
-        rows = with_earlier(rows, args.earlier)
+        try:
+            rows = with_earlier(rows, args.earlier)
+        except (ValueError, KeyError, TypeError) as exc:  # not JSON, or not rows of this script
+            print(f"benchmarks.convergence: {args.earlier} is not a convergence JSON ({exc!r})", file=sys.stderr)
+            return 2
     print("| task | back-end | variant | epochs to the default's best / default's | seeds reaching it |")
     print("|---|---|---|---|---|")
     for row in rows:

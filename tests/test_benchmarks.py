@@ -346,6 +346,9 @@ def test_convergence_keeps_the_earlier_rows_whose_runs_are_gone(tmp_path, capsys
     rows = json.loads((tmp_path / "new.json").read_text())
     assert [(r["variant"], r.get("carried_from")) for r in rows] == [("ct-frozen", None), ("mace-frozen", "old.json")]
     assert "| oqmd-ef | cgcnn | mace-frozen | 0.50 | 1/1 (from old.json) |" in capsys.readouterr().out
+    (tmp_path / "bad.json").write_text('{"not": "rows"}')
+    assert convergence_main([str(tmp_path / "work"), "--earlier", str(tmp_path / "bad.json")]) == 2
+    assert "bad.json is not a convergence JSON" in capsys.readouterr().err
 
 
 def test_an_early_stopped_or_longer_run_races_the_default_of_its_own_protocol():
