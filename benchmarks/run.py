@@ -160,10 +160,15 @@ def load_earlier(reports: list[Path]) -> dict[str, dict]:
         scale = Scale(**{**report["scale"], "seeds": tuple(report["scale"]["seeds"])})
         for record in (r for r in report["runs"] if "error" not in r):
             variant = Variant(record["variant"], record["upstream"], record["table"], record["mode"])
-            task = f"{record['task']}-n{record['n']}" if "n" in record else record["task"]  # small_data
+            task = sized_task(record["task"], record["n"]) if "n" in record else record["task"]
             key = run_folder(Path(), task, variant, record["seed"], scale).as_posix()
             index.setdefault(key, {**record, "carried_from": path.name})  # its own "commit" stays
     return index
+
+
+def sized_task(task: str, n_train: int) -> str:
+    """The task part of a small-data run's folder: ``task`` trained on ``n_train`` records."""
+    return f"{task}-n{n_train}"
 
 
 def run_folder(work: Path, task: str, variant: Variant, seed: int, scale: Scale | None = None) -> Path:

@@ -27,7 +27,7 @@ from benchmarks.downstream import TASKS, Prepared, prepare, read_jsonl, write_js
 from benchmarks.experiments import CONTROLS, Variant
 from benchmarks.report import carried_note, protocol_label, write_report_files
 from benchmarks.run import (RESULTS, SCALES, NotCached, Scale, _attempt, add_earlier_option, add_protocol_options,
-                            load_earlier, protocol_scale, write_if_changed)
+                            load_earlier, protocol_scale, sized_task, write_if_changed)
 from ct_plugins.arguments import SEEDS
 from ct_plugins.provenance import code_provenance
 from ct_plugins.training import UPSTREAM_DEFAULT
@@ -125,7 +125,7 @@ def run_curves(task: str, scale: Scale, sizes: list[str], seeds: tuple[int, ...]
             data, split_file = write_subset(curve, seed, n, work / "data")
             for variant in chosen:
                 try:
-                    row = _attempt(variant, f"{task}-n{n}", data, seed, scale, work, split_file, cached_only,
+                    row = _attempt(variant, sized_task(task, n), data, seed, scale, work, split_file, cached_only,
                                    earlier)
                 except NotCached as why:
                     missing.append({"variant": variant.label, "n": n, "seed": seed, "why": str(why)})
