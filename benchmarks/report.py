@@ -77,10 +77,18 @@ def markdown(result: dict) -> str:
             f"| {_diff(row)} | {row['n_runs']}{failed} | {paper} |"
         )
     skipped = [f"- not run: *{label}* ({reason})" for label, reason in result.get("skipped", {}).items()]
-    missing = [f"- {m.get('why', 'not yet run')} (report written with --cached-only): *{m['variant']}* {m['task']} seed {m['seed']}"
-               for m in result.get("missing", [])]
     return "\n".join(lines + ["", *verdicts(result["summary"]), *carried_note(result["runs"]),
-                              *skipped, *missing]) + "\n"
+                              *skipped, *missing_lines(result.get("missing", []))]) + "\n"
+
+
+def missing_lines(missing: list[dict]) -> list[str]:
+    """One line per variant, task and reason, its seeds listed: a partial MP report misses dozens."""
+    seeds: dict[tuple[str, str, str], list] = {}
+    for m in missing:
+        seeds.setdefault((m.get("why", "not yet run"), m["variant"], m["task"]), []).append(m["seed"])
+    return [f"- {why} (report written with --cached-only): *{variant}* {task} "
+            f"seed{'s' if len(s) > 1 else ''} {', '.join(map(str, s))}"
+            for (why, variant, task), s in seeds.items()]
 
 
 def carried_note(runs: list[dict]) -> list[str]:

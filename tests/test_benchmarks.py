@@ -11,7 +11,7 @@ import pytest
 from benchmarks.experiments import (CT_ENCODER, CT_ENCODER_CONTROL, EXPERIMENTS, held_out_database_ct,
                                     needs_ct_checkpoint)
 from benchmarks.method_b import learned_table
-from benchmarks.report import markdown, write_reports
+from benchmarks.report import markdown, missing_lines, write_reports
 from benchmarks.run import (HYPER_PARAMETERS, SCALES, converged, load_earlier, main, run_experiment, run_key,
                             with_epochs)
 from ct_plugins.tables import EmbeddingTable
@@ -134,6 +134,14 @@ def test_cached_only_reports_the_finished_runs_and_lists_the_missing_ones(tmp_pa
     assert {(m["variant"], m["seed"]) for m in result["missing"]} == {(v.label, 7) for v in SLICE.variants}
     text = write_reports(result, tmp_path)["markdown"].read_text()
     assert "- not yet run (report written with --cached-only): *CGCNN default* oqmd-ef seed 7" in text
+
+
+def test_missing_runs_are_listed_once_per_variant_and_task_with_their_seeds():
+    missing = [{"variant": "A", "task": "mp-ef", "seed": s} for s in (0, 1, 2)]
+    missing += [{"variant": "A", "task": "mp-eg", "seed": 0, "why": "its GNN has not been trained yet"}]
+    assert missing_lines(missing) == [
+        "- not yet run (report written with --cached-only): *A* mp-ef seeds 0, 1, 2",
+        "- its GNN has not been trained yet (report written with --cached-only): *A* mp-eg seed 0"]
 
 
 def test_cached_only_lists_a_stale_run_instead_of_training_it(smoke_work):
