@@ -303,6 +303,11 @@ EXPERIMENTS = {
             Variant("CT-MEGNet (ct-mt:std)", "megnet", "ct-mt:std"),
             Variant("CT-MEGNet (ct-mt:pca16)", "megnet", "ct-mt:pca16"),
             Variant("CT-MEGNet (v2 candidate, ct-mt-v2:std)", "megnet", "ct-mt-v2:std"),
+            # A second random draw: MEGNet's control moves more from draw to draw than CGCNN's.
+            Variant("MEGNet + random128-s1:std (control, 2nd draw)", "megnet", "random128-s1:std"),
+            # ALIGNN's converged protocol is a longer fixed schedule (--epochs alignn=N).
+            Variant("ALIGNN default (cgcnn features)", "alignn", UPSTREAM_DEFAULT),
+            Variant("CT-ALIGNN (ct = ct-mt-v2:std)", "alignn", "ct-mt-v2:std"),
         ),
         "Paper: about 3,000 perovskites. Here: OQMD perovskites, up to 3,000 at small scale.",
     ),
