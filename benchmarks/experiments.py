@@ -170,8 +170,10 @@ EXPERIMENTS = {
             *(Variant(f"CGCNN + {t}", "cgcnn", t) for t in CONTROLS + STRONG_PEERS),
             Variant("MEGNet default (16-d learned)", "megnet", UPSTREAM_DEFAULT, paper=_mp_paper(0.051, 0.324)),
             Variant("CT-MEGNet (ct = ct-mt-v2:std)", "megnet", "ct-mt-v2:std", paper=_mp_paper(0.049, 0.304)),
+            *(Variant(f"MEGNet + {t}", "megnet", t) for t in STRONG_PEERS),
             MP_ALIGNN_DEFAULT,
             Variant("CT-ALIGNN (ct = ct-mt-v2:std)", "alignn", "ct-mt-v2:std", paper=_mp_paper(0.018, 0.256)),
+            *(Variant(f"ALIGNN + {t}", "alignn", t) for t in STRONG_PEERS),
         ),
         "Paper: MP 2018.6.1 (60000/5000/4239). Here: the MP 2018 structures of ../shared/data; the "
         "test part (~10% of formulas, fixed for every seed) is formula-disjoint from training and "
