@@ -274,12 +274,13 @@ def test_an_mp_task_trains_on_the_seed_split_and_scores_the_fixed_test_part(tmp_
     assert run["n_train"] + run["n_val"] == data["n_records"] - data["n_test_fixed"]
 
 
-def test_every_mp_table2_back_end_meets_the_strongest_peers_and_the_random_control():
+def test_every_back_end_of_every_experiment_meets_the_strongest_peers_and_the_random_control():
     from benchmarks.experiments import CONTROLS, STRONG_PEERS
 
-    tables = {(v.upstream, v.table) for v in EXPERIMENTS["mp-table2"].variants}
-    for upstream in ("cgcnn", "megnet", "alignn"):
-        assert {(upstream, t) for t in STRONG_PEERS + CONTROLS} <= tables
+    for experiment in EXPERIMENTS.values():
+        tables = {(v.upstream, v.table) for v in experiment.variants}
+        for upstream in {v.upstream for v in experiment.variants}:
+            assert {(upstream, t) for t in STRONG_PEERS + CONTROLS} <= tables, (experiment.name, upstream)
 
 
 def test_the_reading_states_the_ct_gain_net_of_the_random_control():
