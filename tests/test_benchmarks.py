@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.experiments import (CT_ENCODER, CT_ENCODER_CONTROL, EXPERIMENTS, held_out_database_ct,
-                                    needs_ct_checkpoint)
+from benchmarks.experiments import (CONTROLS, CT_ENCODER, CT_ENCODER_CONTROL, EXPERIMENTS, MORE_CGCNN_CONTROLS,
+                                    STRONG_PEERS, held_out_database_ct, needs_ct_checkpoint)
 from benchmarks.method_b import learned_table
 from benchmarks.report import markdown, missing_lines, write_reports
 from benchmarks.run import (HYPER_PARAMETERS, SCALES, converged, load_earlier, main, run_experiment, run_key,
@@ -275,8 +275,6 @@ def test_an_mp_task_trains_on_the_seed_split_and_scores_the_fixed_test_part(tmp_
 
 
 def test_every_back_end_of_every_experiment_meets_the_strongest_peers_and_the_random_control():
-    from benchmarks.experiments import CONTROLS, STRONG_PEERS
-
     for experiment in EXPERIMENTS.values():
         tables = {(v.upstream, v.table) for v in experiment.variants}
         for upstream in {v.upstream for v in experiment.variants}:
@@ -298,8 +296,6 @@ def test_the_reading_states_the_ct_gain_net_of_the_random_control():
 
 
 def test_cgcnn_gets_every_control_and_the_other_back_ends_the_same_width_random_table():
-    from benchmarks.experiments import CONTROLS, MORE_CGCNN_CONTROLS
-
     tables = {(v.upstream, v.table) for v in EXPERIMENTS["table2"].variants}
     assert {("cgcnn", t) for t in CONTROLS + MORE_CGCNN_CONTROLS} <= tables
     assert ("megnet", "random128:std") in tables and ("megnet", "onehot") not in tables
