@@ -24,8 +24,11 @@ CONTROLS = ("random128:std",)
 # how far one draw is from another, one-hot gives every element its own axis and no relations.
 # A CT gain counts as knowledge only where it beats the best of them.
 MORE_CGCNN_CONTROLS = ("random128-s1:std", "random128-s2:std", "onehot")
+# ORB-v2's rows are 256-d, twice CT's: a random table of that width tells ORB's knowledge from
+# its width where ORB beats CT (MEGNet on MP Ef).
+ORB_WIDTH_CONTROL = "random256:std"
 _PEER_NAMES = frozenset(p.split(":")[0] for p in PEERS + STRONG_PEERS)
-_CONTROL_NAMES = frozenset(c.split(":")[0] for c in CONTROLS + MORE_CGCNN_CONTROLS)
+_CONTROL_NAMES = frozenset(c.split(":")[0] for c in CONTROLS + MORE_CGCNN_CONTROLS + (ORB_WIDTH_CONTROL,))
 
 
 # The CT encoder's per-atom outputs as node features (Table 4 "atom+coordinate"): the checkpoint
@@ -170,6 +173,7 @@ EXPERIMENTS = {
             *(Variant(f"CGCNN + {t}", "cgcnn", t) for t in CONTROLS + STRONG_PEERS),
             Variant("MEGNet default (16-d learned)", "megnet", UPSTREAM_DEFAULT, paper=_mp_paper(0.051, 0.324)),
             Variant("CT-MEGNet (ct = ct-mt-v2:std)", "megnet", "ct-mt-v2:std", paper=_mp_paper(0.049, 0.304)),
+            Variant(f"MEGNet + {ORB_WIDTH_CONTROL} (control at ORB's width)", "megnet", ORB_WIDTH_CONTROL),
             MP_ALIGNN_DEFAULT,
             Variant("CT-ALIGNN (ct = ct-mt-v2:std)", "alignn", "ct-mt-v2:std", paper=_mp_paper(0.018, 0.256)),
         ),

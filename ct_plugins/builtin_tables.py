@@ -46,10 +46,11 @@ PEERS = {
     "chemeleon": ("chemeleon.csv", "Chemeleon-DNG GNN node features, 512-d (doi:10.1038/s41467-025-59636-y)"),
 }
 # Same-width random controls: N(0, 1) rows for every element H..Fm, one table per seeded draw.
-# A CT gain counts as knowledge only where it beats the random table of its own width.
+# A CT gain counts as knowledge only where it beats the random table of its own width; 256 is
+# ORB-v2's width, so the same holds for that peer.
 RANDOM_CONTROLS = {
     f"random{width}" + (f"-s{draw}" if draw else ""): (width, draw)
-    for width in (128,) for draw in (0, 1, 2)
+    for width in (128, 256) for draw in (0, 1, 2)
 }
 
 

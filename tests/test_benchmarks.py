@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.experiments import (CONTROLS, CT_ENCODER, CT_ENCODER_CONTROL, EXPERIMENTS, MORE_CGCNN_CONTROLS,
-                                    STRONG_PEERS, held_out_database_ct, needs_ct_checkpoint)
+                                    ORB_WIDTH_CONTROL, STRONG_PEERS, held_out_database_ct, is_control,
+                                    needs_ct_checkpoint)
 from benchmarks.method_b import learned_table
 from benchmarks.report import markdown, missing_lines, write_reports
 from benchmarks.run import (HYPER_PARAMETERS, SCALES, converged, load_earlier, main, run_experiment, run_key,
@@ -299,6 +300,11 @@ def test_cgcnn_gets_every_control_and_the_other_back_ends_the_same_width_random_
     tables = {(v.upstream, v.table) for v in EXPERIMENTS["table2"].variants}
     assert {("cgcnn", t) for t in CONTROLS + MORE_CGCNN_CONTROLS} <= tables
     assert ("megnet", "random128:std") in tables and ("megnet", "onehot") not in tables
+
+
+def test_megnet_on_mp_meets_a_random_control_at_orbs_width():
+    tables = {(v.upstream, v.table) for v in EXPERIMENTS["mp-table2"].variants}
+    assert {("megnet", ORB_WIDTH_CONTROL), ("megnet", "orb_v2:std")} <= tables and is_control(ORB_WIDTH_CONTROL)
 
 
 def test_a_ct_gain_is_read_against_the_best_of_the_controls():

@@ -197,6 +197,7 @@ def test_random_controls_are_seeded_draws_of_their_width(ct_home):
     first, again, other = load_table("random128"), load_table("random128"), load_table("random128-s1")
     assert first.dim == 128 and len(first) == 100
     assert np.array_equal(first.matrix, again.matrix) and not np.allclose(first.matrix, other.matrix)
+    assert load_table("random256").dim == 256  # ORB-v2's width
 
 
 def test_cgcnn92_matches_upstream_file(ct_home):
