@@ -170,7 +170,6 @@ EXPERIMENTS = {
             Variant("CT-CGCNN (ct-mt-v2 raw)", "cgcnn", "ct-mt-v2"),
             Variant("CT-CGCNN (v3 metal-term candidate, ct-mt-v3-metal:std)", "cgcnn", "ct-mt-v3-metal:std"),
             *_method_b(),
-            *(Variant(f"CGCNN + {t}", "cgcnn", t) for t in CONTROLS + STRONG_PEERS),
             Variant("MEGNet default (16-d learned)", "megnet", UPSTREAM_DEFAULT, paper=_mp_paper(0.051, 0.324)),
             Variant("CT-MEGNet (ct = ct-mt-v2:std)", "megnet", "ct-mt-v2:std", paper=_mp_paper(0.049, 0.304)),
             Variant(f"MEGNet + {ORB_WIDTH_CONTROL} (control at ORB's width)", "megnet", ORB_WIDTH_CONTROL),
