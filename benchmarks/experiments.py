@@ -25,7 +25,7 @@ CONTROLS = ("random128:std",)
 # A CT gain counts as knowledge only where it beats the best of them.
 MORE_CGCNN_CONTROLS = ("random128-s1:std", "random128-s2:std", "onehot")
 # ORB-v2's rows are 256-d, twice CT's: a random table of that width tells ORB's knowledge from
-# its width where ORB beats CT (MEGNet on MP Ef).
+# its width where ORB beats CT (MEGNet on MP Ef, ALIGNN on the transfer tasks).
 ORB_WIDTH_CONTROL = "random256:std"
 _PEER_NAMES = frozenset(p.split(":")[0] for p in PEERS + STRONG_PEERS)
 _CONTROL_NAMES = frozenset(c.split(":")[0] for c in CONTROLS + MORE_CGCNN_CONTROLS + (ORB_WIDTH_CONTROL,))
@@ -145,6 +145,10 @@ def _controls_and_strong_peers(experiment: Experiment) -> Experiment:
     return replace(experiment, variants=experiment.variants + new)
 
 
+def _orb_width_control(upstream: str, label: str) -> Variant:
+    return Variant(f"{label} + {ORB_WIDTH_CONTROL} (control at ORB's width)", upstream, ORB_WIDTH_CONTROL)
+
+
 def _method_b() -> tuple[Variant, ...]:
     return tuple(Variant(f"CGCNN + vectors learned by {name} (method B)", "cgcnn", f"method-b:{key}")
                  for key, name in (("cgcnn", "CGCNN"), ("megnet", "MEGNet"), ("alignn", "ALIGNN")))
@@ -172,7 +176,7 @@ EXPERIMENTS = {
             *_method_b(),
             Variant("MEGNet default (16-d learned)", "megnet", UPSTREAM_DEFAULT, paper=_mp_paper(0.051, 0.324)),
             Variant("CT-MEGNet (ct = ct-mt-v2:std)", "megnet", "ct-mt-v2:std", paper=_mp_paper(0.049, 0.304)),
-            Variant(f"MEGNet + {ORB_WIDTH_CONTROL} (control at ORB's width)", "megnet", ORB_WIDTH_CONTROL),
+            _orb_width_control("megnet", "MEGNet"),
             MP_ALIGNN_DEFAULT,
             Variant("CT-ALIGNN (ct = ct-mt-v2:std)", "alignn", "ct-mt-v2:std", paper=_mp_paper(0.018, 0.256)),
         ),
@@ -311,6 +315,7 @@ EXPERIMENTS = {
             # ALIGNN's converged protocol is a longer fixed schedule (--epochs alignn=N).
             Variant("ALIGNN default (cgcnn features)", "alignn", UPSTREAM_DEFAULT),
             Variant("CT-ALIGNN (ct = ct-mt-v2:std)", "alignn", "ct-mt-v2:std"),
+            _orb_width_control("alignn", "ALIGNN"),
         ),
         "Paper: about 3,000 perovskites. Here: OQMD perovskites, up to 3,000 at small scale.",
     ),
@@ -331,6 +336,7 @@ EXPERIMENTS = {
             Variant("ALIGNN default (cgcnn features)", "alignn", UPSTREAM_DEFAULT),
             Variant("ALIGNN + ct-mt", "alignn", "ct-mt"),
             Variant("ALIGNN + ct-mt:std", "alignn", "ct-mt:std"),
+            _orb_width_control("alignn", "ALIGNN"),
         ),
         "Valid only for tables pretrained with these tasks' formulas excluded.",
     ),

@@ -302,9 +302,11 @@ def test_cgcnn_gets_every_control_and_the_other_back_ends_the_same_width_random_
     assert ("megnet", "random128:std") in tables and ("megnet", "onehot") not in tables
 
 
-def test_megnet_on_mp_meets_a_random_control_at_orbs_width():
-    tables = {(v.upstream, v.table) for v in EXPERIMENTS["mp-table2"].variants}
-    assert {("megnet", ORB_WIDTH_CONTROL), ("megnet", "orb_v2:std")} <= tables and is_control(ORB_WIDTH_CONTROL)
+def test_where_orb_beats_ct_it_meets_a_random_control_at_its_width():
+    assert is_control(ORB_WIDTH_CONTROL)
+    for experiment, upstream in (("mp-table2", "megnet"), ("transfer", "alignn"), ("perovskite", "alignn")):
+        tables = {(v.upstream, v.table) for v in EXPERIMENTS[experiment].variants}
+        assert {(upstream, ORB_WIDTH_CONTROL), (upstream, "orb_v2:std")} <= tables
 
 
 def test_a_ct_gain_is_read_against_the_best_of_the_controls():
