@@ -27,6 +27,8 @@ MORE_CGCNN_CONTROLS = ("random128-s1:std", "random128-s2:std", "onehot")
 # ORB-v2's rows are 256-d, twice CT's: a random table of that width tells ORB's knowledge from
 # its width where ORB beats CT (MEGNet on MP Ef, ALIGNN on the transfer tasks).
 ORB_WIDTH_CONTROL = "random256:std"
+# How the reports name each back-end.
+UPSTREAM_LABELS = {"cgcnn": "CGCNN", "megnet": "MEGNet", "alignn": "ALIGNN"}
 _PEER_NAMES = frozenset(p.split(":")[0] for p in PEERS + STRONG_PEERS)
 _CONTROL_NAMES = frozenset(c.split(":")[0] for c in CONTROLS + MORE_CGCNN_CONTROLS + (ORB_WIDTH_CONTROL,))
 
@@ -135,7 +137,7 @@ def _controls_and_strong_peers(experiment: Experiment) -> Experiment:
     peers, and CGCNN more controls, so each CT gain can be read net of width/scaling and against
     the best."""
     extra = []
-    for upstream, label in (("cgcnn", "CGCNN"), ("megnet", "MEGNet"), ("alignn", "ALIGNN")):
+    for upstream, label in UPSTREAM_LABELS.items():
         if any(v.upstream == upstream for v in experiment.variants):
             controls = CONTROLS + (MORE_CGCNN_CONTROLS if upstream == "cgcnn" else ())
             extra += [Variant(f"{label} + {t} (control)", upstream, t) for t in controls]
@@ -145,13 +147,14 @@ def _controls_and_strong_peers(experiment: Experiment) -> Experiment:
     return replace(experiment, variants=experiment.variants + new)
 
 
-def _orb_width_control(upstream: str, label: str) -> Variant:
-    return Variant(f"{label} + {ORB_WIDTH_CONTROL} (control at ORB's width)", upstream, ORB_WIDTH_CONTROL)
+def _orb_width_control(upstream: str) -> Variant:
+    return Variant(f"{UPSTREAM_LABELS[upstream]} + {ORB_WIDTH_CONTROL} (control at ORB's width)", upstream,
+                   ORB_WIDTH_CONTROL)
 
 
 def _method_b() -> tuple[Variant, ...]:
     return tuple(Variant(f"CGCNN + vectors learned by {name} (method B)", "cgcnn", f"method-b:{key}")
-                 for key, name in (("cgcnn", "CGCNN"), ("megnet", "MEGNet"), ("alignn", "ALIGNN")))
+                 for key, name in UPSTREAM_LABELS.items())
 
 
 def _mp_paper(ef: float, eg: float) -> dict[str, float]:
@@ -176,7 +179,7 @@ EXPERIMENTS = {
             *_method_b(),
             Variant("MEGNet default (16-d learned)", "megnet", UPSTREAM_DEFAULT, paper=_mp_paper(0.051, 0.324)),
             Variant("CT-MEGNet (ct = ct-mt-v2:std)", "megnet", "ct-mt-v2:std", paper=_mp_paper(0.049, 0.304)),
-            _orb_width_control("megnet", "MEGNet"),
+            _orb_width_control("megnet"),
             MP_ALIGNN_DEFAULT,
             Variant("CT-ALIGNN (ct = ct-mt-v2:std)", "alignn", "ct-mt-v2:std", paper=_mp_paper(0.018, 0.256)),
         ),
@@ -315,7 +318,7 @@ EXPERIMENTS = {
             # ALIGNN's converged protocol is a longer fixed schedule (--epochs alignn=N).
             Variant("ALIGNN default (cgcnn features)", "alignn", UPSTREAM_DEFAULT),
             Variant("CT-ALIGNN (ct = ct-mt-v2:std)", "alignn", "ct-mt-v2:std"),
-            _orb_width_control("alignn", "ALIGNN"),
+            _orb_width_control("alignn"),
         ),
         "Paper: about 3,000 perovskites. Here: OQMD perovskites, up to 3,000 at small scale.",
     ),
@@ -336,7 +339,7 @@ EXPERIMENTS = {
             Variant("ALIGNN default (cgcnn features)", "alignn", UPSTREAM_DEFAULT),
             Variant("ALIGNN + ct-mt", "alignn", "ct-mt"),
             Variant("ALIGNN + ct-mt:std", "alignn", "ct-mt:std"),
-            _orb_width_control("alignn", "ALIGNN"),
+            _orb_width_control("alignn"),
         ),
         "Valid only for tables pretrained with these tasks' formulas excluded.",
     ),

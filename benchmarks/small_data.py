@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.downstream import TASKS, Prepared, prepare, read_jsonl, write_jsonl
-from benchmarks.experiments import CONTROLS, Variant
+from benchmarks.experiments import CONTROLS, UPSTREAM_LABELS, Variant
 from benchmarks.report import carried_note, protocol_label, write_report_files
 from benchmarks.run import (RESULTS, SCALES, NotCached, Scale, _attempt, add_earlier_option, add_protocol_options,
                             load_earlier, protocol_scale, sized_task, write_if_changed)
@@ -38,7 +38,6 @@ DEFAULT_TABLES = (UPSTREAM_DEFAULT, "ct", "mace_mp0:std", "random128:std")
 CONTROL = CONTROLS[0]  # random128:std, the same-width random table
 VAL_FRACTION = 0.1  # of train + val, the same for every size
 MIN_VAL = 5  # a validation part below this picks the best epoch by noise
-LABELS = {"cgcnn": "CGCNN", "megnet": "MEGNet", "alignn": "ALIGNN"}
 
 
 @dataclass(frozen=True)
@@ -108,7 +107,7 @@ def write_subset(curve: Curve, seed: int, n_train: int, folder: Path) -> tuple[P
 
 
 def variants(upstreams: list[str], tables: list[str]) -> list[Variant]:
-    return [Variant(f"{LABELS.get(u, u)} {t}", u, t) for u in upstreams for t in tables]
+    return [Variant(f"{UPSTREAM_LABELS.get(u, u)} {t}", u, t) for u in upstreams for t in tables]
 
 
 def run_curves(task: str, scale: Scale, sizes: list[str], seeds: tuple[int, ...],
@@ -256,7 +255,7 @@ def plot(result: dict, path: Path) -> Path:
         ax.set_xscale("log")
         ax.set_xlabel("training structures")
         ax.set_ylabel(f"test MAE ({result['unit']})")
-        ax.set_title(f"{LABELS.get(upstream, upstream)}, {result['task']}")
+        ax.set_title(f"{UPSTREAM_LABELS.get(upstream, upstream)}, {result['task']}")
         ax.legend(fontsize=8)
     epochs = result["scale"]["epochs"]
     protocol = (f"epochs {', '.join(f'{u} {epochs[u]}' for u in upstreams)}"
